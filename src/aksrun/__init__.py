@@ -1,0 +1,72 @@
+"""aksrun: run plain Python functions on Azure Kubernetes Service (or locally, same lifecycle).
+
+    @aksrun.function(cpu="2", memory="4Gi")
+    def train(params): ...
+
+    train(params)                 # remote call, value back (or the remote exception)
+    train.submit(params)          # aksrun.Future
+    train.map(grid)               # one job, results in order
+
+The public names are imported lazily so `import aksrun` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AksrunError,
+    CallTimeoutError,
+    ConfigError,
+    IntegrityError,
+    JobCancelledError,
+    JobFailedError,
+    RemoteError,
+    SerializationError,
+    UnknownJobError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "function": "aksrun.api.decorator",
+    "RemoteFunction": "aksrun.api.decorator",
+    "Future": "aksrun.api.future",
+    "Executor": "aksrun.api.executor",
+    "get": "aksrun.api.attach",
+    "Config": "aksrun.core.config",
+}
+
+__all__ = [
+    "AksrunError",
+    "CallTimeoutError",
+    "ConfigError",
+    "Executor",
+    "Future",
+    "IntegrityError",
+    "JobCancelledError",
+    "JobFailedError",
+    "RemoteError",
+    "RemoteFunction",
+    "SerializationError",
+    "UnknownJobError",
+    "function",
+    "get",
+]
+
+if TYPE_CHECKING:
+    from .api.attach import get
+    from .api.decorator import RemoteFunction, function
+    from .api.executor import Executor
+    from .api.future import Future
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aksrun' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,45 @@
+"""Pick the Store and Compute implementations a configuration names (imported lazily, so a
+local run never imports Azure or kubernetes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .config import Config
+
+if TYPE_CHECKING:
+    from ..ports import Compute, Store
+
+
+def open_store(url: str, config: Config | None = None) -> Store:
+    """A store from its URL: `file:///dir` or `az://container[/prefix]`."""
+    if url.startswith("file://"):
+        from ..adapters.local_store import LocalStore
+
+        return LocalStore.from_url(url)
+    if url.startswith("az://"):
+        try:
+            from ..adapters.blob_store import BlobStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"store {url!r} needs the Azure extras ({exc.name} is missing); "
+                "install them with: pip install 'aksrun[azure]'."
+            ) from None
+        return BlobStore.from_url(url, config)
+    raise ConfigError(f"store {url!r} is not a store URL; use file:///dir or az://container.")
+
+
+def open_compute(config: Config) -> Compute:
+    if config.backend == "local":
+        from ..adapters.local_compute import LocalCompute
+
+        return LocalCompute(config.home_path / "local", max_parallel=config.max_parallel)
+    try:
+        from ..adapters.kubernetes_compute import KubernetesCompute
+    except ImportError as exc:
+        raise ConfigError(
+            f"backend {config.backend!r} needs the Azure extras ({exc.name} is missing); "
+            "install them with: pip install 'aksrun[azure]'."
+        ) from None
+    return KubernetesCompute.from_config(config)

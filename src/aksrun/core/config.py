@@ -1,0 +1,227 @@
+"""Settings, each validated at load with the source it came from.
+
+Precedence: explicit arguments > environment (`AKSRUN_*`, `AZURE_*`) > `.env` (never
+overriding the environment) > `[tool.aksrun]` in pyproject.toml or `aksrun.toml` > defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+BACKENDS = ("local", "kubernetes", "aks")
+
+# field -> environment variable
+ENV_NAMES = {
+    "backend": "AKSRUN_BACKEND",
+    "home": "AKSRUN_HOME",
+    "store": "AKSRUN_STORE",
+    "user": "AKSRUN_USER",
+    "max_parallel": "AKSRUN_MAX_PARALLEL",
+    "namespace": "AKSRUN_NAMESPACE",
+    "image": "AKSRUN_IMAGE",
+    "service_account": "AKSRUN_SERVICE_ACCOUNT",
+    "storage_account": "AZURE_STORAGE_ACCOUNT",
+    "storage_account_url": "AKSRUN_STORAGE_ACCOUNT_URL",
+    "storage_connection_string": "AKSRUN_STORAGE_CONNECTION_STRING",
+    "subscription_id": "AZURE_SUBSCRIPTION_ID",
+    "resource_group": "AZURE_RESOURCE_GROUP",
+    "cluster_name": "AZURE_AKS_CLUSTER_NAME",
+    "registry": "AZURE_CONTAINER_REGISTRY",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    backend: str = "local"
+    home: str = "~/.aksrun"
+    store: str | None = None
+    user: str = ""
+    max_parallel: int | None = None
+    namespace: str | None = None
+    image: str | None = None
+    service_account: str = "aksrun"
+    storage_account: str | None = None
+    storage_account_url: str | None = None
+    storage_connection_string: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    cluster_name: str | None = None
+    registry: str | None = None
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser()
+
+    @property
+    def store_url(self) -> str:
+        """The store URL in effect: the setting, or the backend's default."""
+        if self.store:
+            return self.store
+        if self.backend == "local":
+            return (self.home_path / "store").resolve().as_uri()
+        return f"az://aksrun-{self.user}"
+
+    @property
+    def effective_namespace(self) -> str:
+        return self.namespace or f"aksrun-{self.user}"
+
+    def source_of(self, field: str) -> str:
+        return self.sources.get(field, "default")
+
+
+def load_config(overrides: Mapping[str, Any] | None = None, cwd: str | None = None) -> Config:
+    """Read every source in precedence order and validate the result."""
+    here = Path(cwd or os.getcwd())
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    file_values, file_label = _project_file(here)
+    for key, value in file_values.items():
+        if key not in ENV_NAMES:
+            known = ", ".join(sorted(ENV_NAMES))
+            raise ConfigError(f"{file_label}: unknown key {key!r}; known keys: {known}.")
+        values[key], sources[key] = value, f"{file_label} key {key!r}"
+
+    environ = dict(os.environ)  # before .env is loaded, so sources stay exact
+    dotenv_path = here / ".env"
+    if dotenv_path.is_file():
+        from dotenv import dotenv_values, load_dotenv
+
+        for key, value in dotenv_values(dotenv_path).items():
+            field = _field_for_env(key)
+            if field and value and not environ.get(key):
+                values[field], sources[field] = value, f".env ({dotenv_path}) variable {key}"
+        load_dotenv(dotenv_path, override=False)  # AZURE_* identity variables reach the SDK
+
+    for field, env in ENV_NAMES.items():
+        if environ.get(env):
+            values[field], sources[field] = environ[env], f"environment variable {env}"
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key], sources[key] = value, "argument"
+
+    return _validate(values, sources)
+
+
+def _field_for_env(name: str) -> str | None:
+    for field, env in ENV_NAMES.items():
+        if env == name:
+            return field
+    return None
+
+
+def _project_file(here: Path) -> tuple[dict[str, Any], str]:
+    for folder in (here, *here.parents):
+        standalone = folder / "aksrun.toml"
+        if standalone.is_file():
+            return _read_toml(standalone, None), str(standalone)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject, ("tool", "aksrun"))
+            if table:
+                return table, f"{pyproject} [tool.aksrun]"
+            return {}, ""
+    return {}, ""
+
+
+def _read_toml(path: Path, table: tuple[str, ...] | None) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} could not be read as TOML: {exc}. Fix the file's syntax.")
+    for key in table or ():
+        data = data.get(key, {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [{'.'.join(table or ())}] must be a table.")
+    return data
+
+
+def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
+    def where(field: str) -> str:
+        return sources.get(field, "default")
+
+    if "backend" not in values:
+        values["backend"] = "aks" if values.get("cluster_name") else "local"
+    backend = str(values["backend"]).strip().lower()
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"backend {values['backend']!r} (from {where('backend')}) is not valid; "
+            f"use one of: {', '.join(BACKENDS)}."
+        )
+    values["backend"] = backend
+
+    if values.get("max_parallel") is not None:
+        raw = values["max_parallel"]
+        try:
+            number = int(raw)
+            if number < 1 or str(raw).strip() not in (str(number), f"{number}"):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"max_parallel {raw!r} (from {where('max_parallel')}) is not valid; "
+                "use a whole number of at least 1."
+            ) from None
+        values["max_parallel"] = number
+
+    user = values.get("user") or _default_user()
+    slugged = re.sub(r"[^a-z0-9-]+", "-", str(user).lower()).strip("-")[:40]
+    if not slugged:
+        raise ConfigError(
+            f"user {user!r} (from {where('user')}) has no letters or digits; "
+            "set AKSRUN_USER to a short name such as 'alice'."
+        )
+    values["user"] = slugged
+
+    store = values.get("store")
+    if store is not None:
+        store = str(store)
+        if not (store.startswith("file://") or store.startswith("az://") or store.startswith("/")):
+            raise ConfigError(
+                f"store {store!r} (from {where('store')}) is not a store URL; use "
+                "file:///absolute/dir or az://container[/prefix]."
+            )
+        if store.startswith("/"):
+            store = Path(store).resolve().as_uri()
+        values["store"] = store
+
+    if backend == "aks":
+        missing = [
+            ENV_NAMES[f] for f in ("subscription_id", "resource_group", "cluster_name")
+            if not values.get(f)
+        ]
+        if missing:
+            raise ConfigError(
+                f"backend 'aks' (from {where('backend')}) needs {', '.join(missing)}; set "
+                "them in the environment or .env (see .env.example), or use AKSRUN_BACKEND=local."
+            )
+
+    for field in ("namespace",):
+        value = values.get(field)
+        if value is not None and not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", value):
+            raise ConfigError(
+                f"{field} {value!r} (from {where(field)}) is not a valid Kubernetes name; use "
+                "lowercase letters, digits and '-', at most 63 characters."
+            )
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}.")
+    return Config(**values, sources=dict(sources))
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "user"

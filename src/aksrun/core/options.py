@@ -1,0 +1,160 @@
+"""Per-function options (`@aksrun.function(...)`), validated when the function is decorated."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from .quantities import parse_cpu, parse_duration, parse_memory
+
+# Short names for common AKS GPU VM sizes; any Azure VM size ("Standard_D8s_v5") is accepted too.
+NODE_TYPE_ALIASES = {
+    "gpu-t4": "Standard_NC4as_T4_v3",
+    "gpu-v100": "Standard_NC6s_v3",
+    "gpu-a10": "Standard_NV36ads_A10_v5",
+    "gpu-a100": "Standard_NC24ads_A100_v4",
+    "gpu-h100": "Standard_NC40ads_H100_v5",
+}
+_VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED_ENV = ("AKSRUN_", "JOB_COMPLETION_INDEX")
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\], ]*([<>=!~;@ ].*)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionOptions:
+    """Validated, canonical options of one remote function."""
+
+    cpu: str = "1"
+    memory: str = "1Gi"
+    timeout: float | None = None
+    retries: int = 0
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    requirements: tuple[str, ...] = ()
+    node_type: str | None = None
+    gpu: int = 0
+    spot: bool = False
+    image: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["env"] = dict(self.env)
+        data["requirements"] = list(self.requirements)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FunctionOptions:
+        return make_options(**dict(data))
+
+    def replace(self, **changes: Any) -> FunctionOptions:
+        return make_options(**{**self.to_dict(), **changes})
+
+
+def make_options(
+    cpu: str | int | float = "1",
+    memory: str | int = "1Gi",
+    timeout: str | int | float | None = None,
+    retries: int = 0,
+    env: Mapping[str, str] | None = None,
+    requirements: Sequence[str] | None = None,
+    node_type: str | None = None,
+    gpu: int = 0,
+    spot: bool = False,
+    image: str | None = None,
+    name: str | None = None,
+) -> FunctionOptions:
+    """Validate every option, naming the bad one, its value and the accepted form."""
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        raise ConfigError(f"retries={retries!r} is not valid; use a whole number from 0 to 100.")
+    if not isinstance(gpu, int) or isinstance(gpu, bool) or not 0 <= gpu <= 16:
+        raise ConfigError(f"gpu={gpu!r} is not valid; use a whole number of GPUs from 0 to 16.")
+    if not isinstance(spot, bool):
+        raise ConfigError(f"spot={spot!r} is not valid; use True or False.")
+    return FunctionOptions(
+        cpu=parse_cpu(cpu),
+        memory=parse_memory(memory),
+        timeout=parse_duration(timeout, "timeout"),
+        retries=retries,
+        env=_check_env(env),
+        requirements=_check_requirements(requirements),
+        node_type=_check_node_type(node_type),
+        gpu=gpu,
+        spot=spot,
+        image=_check_image(image),
+        name=name,
+    )
+
+
+def resolve_node_type(node_type: str | None) -> str | None:
+    """The Azure VM size a node type names (aliases expanded)."""
+    if node_type is None:
+        return None
+    return NODE_TYPE_ALIASES.get(node_type, node_type)
+
+
+def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise ConfigError(f"env={env!r} is not valid; use a dict of names to strings.")
+    checked = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            raise ConfigError(
+                f"env key {key!r} is not a valid environment variable name; "
+                "use letters, digits and underscores, not starting with a digit."
+            )
+        if key.startswith(_RESERVED_ENV):
+            raise ConfigError(f"env key {key!r} is reserved for aksrun itself; rename it.")
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"env[{key!r}]={value!r} is not a string; environment values are text, "
+                f"e.g. env={{{key!r}: {str(value)!r}}}."
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_requirements(requirements: Sequence[str] | None) -> tuple[str, ...]:
+    if requirements is None:
+        return ()
+    if isinstance(requirements, str) or not isinstance(requirements, Sequence):
+        raise ConfigError(
+            f"requirements={requirements!r} is not valid; use a list of pip requirement "
+            'strings, e.g. ["scikit-learn==1.5.2"].'
+        )
+    for req in requirements:
+        if not isinstance(req, str) or not _REQUIREMENT.match(req.strip()):
+            raise ConfigError(
+                f"requirement {req!r} is not a pip requirement; use e.g. \"numpy>=2\"."
+            )
+    return tuple(sorted(r.strip() for r in requirements))
+
+
+def _check_node_type(node_type: str | None) -> str | None:
+    if node_type is None:
+        return None
+    if not isinstance(node_type, str) or not (
+        node_type in NODE_TYPE_ALIASES or _VM_SIZE.match(node_type)
+    ):
+        aliases = ", ".join(sorted(NODE_TYPE_ALIASES))
+        raise ConfigError(
+            f"node_type={node_type!r} is not valid; use an Azure VM size such as "
+            f'"Standard_D8s_v5" or one of: {aliases}.'
+        )
+    return node_type
+
+
+def _check_image(image: str | None) -> str | None:
+    if image is None:
+        return None
+    if not isinstance(image, str) or not re.match(r"^[a-z0-9][a-z0-9._/:@-]*$", image):
+        raise ConfigError(
+            f"image={image!r} is not a valid image reference; use e.g. "
+            '"myregistry.azurecr.io/aksrun-runner:py3.12-0.1.0".'
+        )
+    return image

@@ -1,0 +1,141 @@
+"""What travels: the function (by value when it is the user's own code), the calls, the results.
+
+Every argument and return value is checked for picklability before anything is written, and a
+failure names the argument (or the call's return value) and why.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import RemoteError, SerializationError
+from .envelope import Payload, dumps
+
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+_registered: set[str] = set()
+
+
+def dump_function(func: Callable[..., Any]) -> Payload:
+    """Pickle a function; modules of the user's own project travel by value."""
+    register_project_modules()
+    name = getattr(func, "__qualname__", repr(func))
+    return dumps(func, what=f"function {name}()")
+
+
+def dump_calls(calls: Sequence[Call], first_index: int, func_name: str) -> Payload:
+    """Pickle one chunk of calls; on failure find and name the argument that won't pickle."""
+    try:
+        return dumps(list(calls), what="arguments")
+    except SerializationError as exc:
+        for offset, (args, kwargs) in enumerate(calls):
+            for label, value in _arguments(args, kwargs):
+                try:
+                    dumps(value)
+                except SerializationError as inner:
+                    where = f" of call {first_index + offset}" if len(calls) > 1 or first_index else ""
+                    cause = str(inner).split(": ", 1)[-1]
+                    raise SerializationError(
+                        f"argument {label}{where} to {func_name}() could not be pickled: {cause}. "
+                        "Pass data that pickles (plain values, arrays, dataclasses), or create "
+                        "the object inside the function. Nothing was uploaded."
+                    ) from inner.__cause__
+        raise exc
+
+
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]):
+    for i, value in enumerate(args):
+        yield f"#{i} (positional)", value
+    for key, value in kwargs.items():
+        yield f"{key!r}", value
+
+
+def register_project_modules() -> None:
+    """Register the user's own modules (not stdlib, not installed packages) by value.
+
+    A pod has the user's packages installed but not their source tree, so code from the
+    project has to travel inside the pickle; installed packages travel by reference.
+    """
+    import cloudpickle
+
+    for top in _project_top_modules():
+        if top in _registered:
+            continue
+        module = sys.modules.get(top)
+        if module is None:
+            continue
+        try:
+            cloudpickle.register_pickle_by_value(module)
+            _registered.add(top)
+        except (ValueError, TypeError):
+            continue
+
+
+def _project_top_modules() -> set[str]:
+    installed = {
+        os.path.realpath(p)
+        for p in {
+            sysconfig.get_paths().get("stdlib"),
+            sysconfig.get_paths().get("platstdlib"),
+            sysconfig.get_paths().get("purelib"),
+            sysconfig.get_paths().get("platlib"),
+            sys.base_prefix,
+            sys.prefix,
+        }
+        if p
+    }
+    aksrun_root = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))
+    tops: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top in tops or top in ("__main__", "aksrun") or top in sys.stdlib_module_names:
+            continue
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(aksrun_root) or any(real.startswith(p + os.sep) for p in installed):
+            continue
+        if "site-packages" in real or "dist-packages" in real:
+            continue
+        tops.add(top)
+    return tops
+
+
+# --- results -------------------------------------------------------------------------------
+
+OK, ERR = "ok", "err"
+
+
+def exception_record(exc: BaseException) -> tuple[str, bytes | None, str, str, str]:
+    """An exception as it travels: pickled with its traceback when possible, text always."""
+    import cloudpickle
+    from tblib import pickling_support
+
+    tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+    try:
+        pickling_support.install(exc)
+        blob = cloudpickle.dumps(exc, protocol=5)
+    except Exception:
+        blob = None
+    return (ERR, blob, type_name, str(exc), tb_text)
+
+
+def outcome_exception(record: tuple[Any, ...]) -> BaseException:
+    """Re-create a remote exception as its own type, or a RemoteError carrying its text."""
+    import pickle
+
+    _, blob, type_name, message, tb_text = record
+    if blob is not None:
+        try:
+            exc = pickle.loads(blob)
+            if isinstance(exc, BaseException):
+                return exc
+        except Exception:
+            pass
+    return RemoteError(type_name, message, tb_text)

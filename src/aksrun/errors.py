@@ -1,0 +1,74 @@
+"""The exceptions aksrun raises. Every one derives from `AksrunError`, so callers can catch
+aksrun's own failures apart from the exceptions their functions raise remotely."""
+
+from __future__ import annotations
+
+
+class AksrunError(Exception):
+    """Base of every error aksrun itself raises."""
+
+
+class ConfigError(AksrunError, ValueError):
+    """An option or setting is invalid; the message names it, its source and the fix."""
+
+
+class SerializationError(AksrunError):
+    """An argument or return value can't be pickled (raised before anything is written)."""
+
+
+class IntegrityError(AksrunError):
+    """An object in the store does not match its recorded sha256; it is never unpickled."""
+
+
+class VersionMismatchError(AksrunError):
+    """The runner's Python or cloudpickle differs from the client's in a way pickles don't survive."""
+
+
+class JobFailedError(AksrunError):
+    """The job failed for a reason outside the user's function (pod killed, deadline, cancel...)."""
+
+
+class JobCancelledError(JobFailedError):
+    """The job was cancelled before this call finished."""
+
+
+class CallTimeoutError(AksrunError, TimeoutError):
+    """A call ran longer than its `timeout=`. Also a builtin `TimeoutError`."""
+
+
+class RemoteError(AksrunError):
+    """A remote exception that could not be re-created locally: its type, message and traceback.
+
+    Raised when the exception's class can't be unpickled here (defined only remotely) or the
+    exception itself would not pickle on the runner.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+
+    def __reduce__(self):
+        return (RemoteError, (self.type_name, self.message, self.traceback_text))
+
+    def __str__(self) -> str:
+        text = f"{self.type_name}: {self.message}"
+        if self.traceback_text:
+            text += "\n\nRemote traceback:\n" + self.traceback_text.rstrip()
+        return text
+
+
+class StoreError(AksrunError):
+    """The store refused or failed an operation; the message says which object and why."""
+
+
+class ObjectNotFoundError(StoreError, KeyError):
+    """No object at that key in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class UnknownJobError(AksrunError, LookupError):
+    """No job with that id in this store or on this compute."""

@@ -1,0 +1,115 @@
+"""Compute: where runner processes run (local subprocesses, Kubernetes pods).
+
+Modelled on a Kubernetes Indexed Job: one launch per submission with N tasks (chunks), each
+task retried on infrastructure faults, and a stream of per-task events the client watches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+TaskState = Literal["started", "succeeded", "failed", "retrying"]
+JobState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+
+# Runner exit codes that mean "retrying cannot help": the job fails at once.
+EXIT_OK = 0
+EXIT_INTEGRITY = 10
+EXIT_VERSION = 11
+EXIT_USAGE = 12
+EXIT_STORE = 13
+EXIT_TIMEOUT = 14
+FATAL_EXIT_CODES = (EXIT_INTEGRITY, EXIT_VERSION, EXIT_USAGE)
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchRequest:
+    """What compute needs to start a job: pointers and resources, never payloads."""
+
+    job_id: str
+    job_digest: str  # sha256 of job.json: the runner checks the record it reads against it
+    store_url: str
+    function_name: str
+    tasks: int  # number of chunks (Kubernetes: completions)
+    parallelism: int
+    calls: int
+    chunksize: int
+    options: Any  # FunctionOptions
+    user: str
+    backoff_limit_per_index: int = 3
+    deadline_seconds: float | None = None
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobHandle:
+    job_id: str
+    backend: str
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEvent:
+    """A change of one task (index set) or of the whole job (index None).
+
+    kind: started | succeeded (digest = sha256 of the task's output) | failed | retrying |
+    job_succeeded | job_failed | job_cancelled. `reason` is a short machine code (OOMKilled,
+    Evicted, DeadlineExceeded, Unschedulable, ImagePullBackOff, IntegrityError, ...), and
+    `message` the words a user can act on.
+    """
+
+    kind: str
+    index: int | None = None
+    attempt: int = 0
+    digest: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass
+class JobStatus:
+    job_id: str
+    function: str
+    state: JobState
+    tasks: int
+    calls: int
+    chunksize: int
+    done_indexes: frozenset[int] = frozenset()
+    failed_indexes: frozenset[int] = frozenset()
+    started: float | None = None  # epoch seconds
+    finished: float | None = None
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def calls_done(self) -> int:
+        return sum(
+            max(0, min(self.chunksize, self.calls - i * self.chunksize)) for i in self.done_indexes
+        )
+
+
+@runtime_checkable
+class Compute(Protocol):
+    name: str
+
+    def launch(self, request: LaunchRequest) -> JobHandle: ...
+
+    def attach(self, job_id: str) -> JobHandle:
+        """A handle for an existing job; raises UnknownJobError."""
+
+    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+        """Current state of every task first, then changes as they happen; ends after a
+        job-level event. Never busy-polls."""
+
+    def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
+        """Raw process output of one task (the runner's own output is also in the store)."""
+
+    def status(self, handle: JobHandle) -> JobStatus: ...
+
+    def cancel(self, handle: JobHandle) -> None: ...
+
+    def delete(self, handle: JobHandle) -> None:
+        """Forget a finished job (and stop it if it still runs)."""
+
+    def list(self) -> list[JobStatus]: ...
