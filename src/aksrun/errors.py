@@ -21,7 +21,7 @@ class IntegrityError(AksrunError):
 
 
 class VersionMismatchError(AksrunError):
-    """The runner's Python or cloudpickle differs from the client's in a way pickles don't survive."""
+    """The runner's Python or cloudpickle differs from the client's: pickles won't survive it."""
 
 
 class JobFailedError(AksrunError):

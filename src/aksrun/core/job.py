@@ -100,3 +100,7 @@ class JobRecord:
             raise IntegrityError(f"job.json has format {data.get('format')!r}, expected {FORMAT}.")
         data["chunks"] = tuple(Chunk(**c) for c in data["chunks"])
         return cls(**data)
+
+
+def digest_of(raw: bytes) -> str:
+    return digest([raw])

@@ -37,7 +37,8 @@ def dump_calls(calls: Sequence[Call], first_index: int, func_name: str) -> Paylo
                 try:
                     dumps(value)
                 except SerializationError as inner:
-                    where = f" of call {first_index + offset}" if len(calls) > 1 or first_index else ""
+                    many = len(calls) > 1 or first_index
+                    where = f" of call {first_index + offset}" if many else ""
                     cause = str(inner).split(": ", 1)[-1]
                     raise SerializationError(
                         f"argument {label}{where} to {func_name}() could not be pickled: {cause}. "
@@ -139,3 +140,16 @@ def outcome_exception(record: tuple[Any, ...]) -> BaseException:
         except Exception:
             pass
     return RemoteError(type_name, message, tb_text)
+
+
+def remote_frames(tb):
+    """Skip the local frames (aksrun's and concurrent.futures') that re-raised a remote
+    exception, so a printed traceback starts where the user's code failed."""
+    import concurrent.futures
+
+    skip = (os.path.dirname(os.path.dirname(__file__)),
+            os.path.dirname(concurrent.futures.__file__))
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(skip):
+        tb = tb.tb_next
+    return tb or first

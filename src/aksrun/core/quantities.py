@@ -70,7 +70,7 @@ def memory_bytes(text: str) -> int:
     if not match:
         raise ConfigError(f"{text!r} is not a memory quantity")
     number, unit = Decimal(match.group(1)), match.group(2)
-    factor = _BINARY.get(unit or "", None) or _DECIMAL.get(unit or "", 1)
+    factor = _BINARY.get(unit or "") or _DECIMAL.get(unit or "", 1)
     return int(number * factor)
 
 

@@ -77,6 +77,7 @@ class JobStatus:
     chunksize: int
     done_indexes: frozenset[int] = frozenset()
     failed_indexes: frozenset[int] = frozenset()
+    calls_raised: int = 0  # calls whose function raised (the job itself still completed)
     started: float | None = None  # epoch seconds
     finished: float | None = None
     reason: str | None = None

@@ -1,0 +1,270 @@
+"""LocalCompute: runners as local subprocesses, supervised like a Kubernetes Indexed Job.
+
+`launch` starts a detached supervisor (`python -m aksrun.adapters.local_supervisor`), the
+local stand-in for the Job controller and kubelet: it runs the runners, retries
+infrastructure faults per task, and appends every state change to `events.jsonl`. The client
+only reads that file, so a client that dies loses nothing: the job runs on, and any process
+can re-attach by reading the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UnknownJobError
+from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+
+TERMINAL = ("job_succeeded", "job_failed", "job_cancelled")
+_STATE = {"job_succeeded": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
+
+
+class LocalCompute:
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike[str], max_parallel: int | None = None) -> None:
+        self.root = Path(root).expanduser()
+        self.jobs = self.root / "jobs"
+        self.max_parallel = max_parallel or os.cpu_count() or 1
+
+    # --- launching -------------------------------------------------------------------------
+
+    def launch(self, request: LaunchRequest) -> JobHandle:
+        folder = self.jobs / request.job_id
+        folder.mkdir(parents=True, exist_ok=False)
+        spec = {
+            "job_id": request.job_id,
+            "job_digest": request.job_digest,
+            "store_url": request.store_url,
+            "function": request.function_name,
+            "tasks": request.tasks,
+            "parallelism": max(1, min(request.parallelism, request.tasks)),
+            "calls": request.calls,
+            "chunksize": request.chunksize,
+            "backoff_limit_per_index": request.backoff_limit_per_index,
+            "deadline_seconds": request.deadline_seconds,
+            "env": dict(request.env),
+            "user": request.user,
+            "created": time.time(),
+            "slots": str(self.root / "slots"),
+            "slot_count": self.max_parallel,
+        }
+        _write_json(folder / "launch.json", spec)
+        with open(folder / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aksrun.adapters.local_supervisor", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the client's Ctrl+C and exit
+                close_fds=True,
+            )
+        (folder / "supervisor.pid").write_text(str(proc.pid))
+        _reap_later(proc)
+        return JobHandle(request.job_id, self.name, {"folder": str(folder)})
+
+    def attach(self, job_id: str) -> JobHandle:
+        folder = self.jobs / job_id
+        if not (folder / "launch.json").is_file():
+            raise UnknownJobError(f"no local job {job_id!r} under {self.jobs}")
+        return JobHandle(job_id, self.name, {"folder": str(folder)})
+
+    # --- watching --------------------------------------------------------------------------
+
+    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+        folder = Path(handle.data["folder"])
+        path = folder / "events.jsonl"
+        offset, pending, idle = 0, b"", 0.001
+        started = time.monotonic()
+        while True:
+            chunk = b""
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
+                src.seek(offset)
+                chunk = src.read()
+            if chunk:
+                offset += len(chunk)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    event = _event(json.loads(line))
+                    yield event
+                    if event.kind in TERMINAL:
+                        return
+                idle = 0.001
+                continue
+            if not _supervisor_alive(folder) and time.monotonic() - started > 2.0:
+                # One more read: the supervisor may have written its last line and exited.
+                with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
+                    src.seek(offset)
+                    if src.read():
+                        continue
+                yield TaskEvent(
+                    "job_failed",
+                    reason="SupervisorLost",
+                    message="the local job supervisor died before the job finished "
+                    f"(see {folder / 'supervisor.log'}); re-submit the job.",
+                )
+                return
+            time.sleep(idle)
+            idle = min(idle * 2, 0.05)
+
+    def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
+        folder = Path(handle.data["folder"]) / "tasks"
+        attempts = sorted(folder.glob(f"{index:05d}-*"))
+        if not attempts:
+            return iter(())
+        return _read_text(attempts[-1] / "output.log", follow, lambda: _finished(handle))
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        return _fold(Path(handle.data["folder"]))
+
+    def list(self) -> list[JobStatus]:
+        if not self.jobs.is_dir():
+            return []
+        result = []
+        for folder in self.jobs.iterdir():
+            if (folder / "launch.json").is_file():
+                with contextlib.suppress(Exception):
+                    result.append(_fold(folder))
+        return sorted(result, key=lambda s: s.started or 0, reverse=True)
+
+    # --- stopping --------------------------------------------------------------------------
+
+    def cancel(self, handle: JobHandle) -> None:
+        folder = Path(handle.data["folder"])
+        (folder / "cancel").touch()
+        pid = _supervisor_pid(folder)
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _supervisor_alive(folder) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def delete(self, handle: JobHandle) -> None:
+        folder = Path(handle.data["folder"])
+        if _supervisor_alive(folder):
+            self.cancel(handle)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finished(handle: JobHandle) -> bool:
+    return _fold(Path(handle.data["folder"])).state not in ("pending", "running")
+
+
+def _read_text(path: Path, follow: bool, finished) -> Iterator[str]:
+    offset = 0
+    while True:
+        data = b""
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
+            src.seek(offset)
+            data = src.read()
+        if data:
+            offset += len(data)
+            yield data.decode("utf-8", "replace")
+            continue
+        if not follow or finished():
+            return
+        time.sleep(0.1)
+
+
+def _event(data: dict) -> TaskEvent:
+    return TaskEvent(
+        kind=data["kind"],
+        index=data.get("index"),
+        attempt=data.get("attempt", 0),
+        digest=data.get("digest"),
+        reason=data.get("reason"),
+        message=data.get("message"),
+    )
+
+
+def _fold(folder: Path) -> JobStatus:
+    spec = json.loads((folder / "launch.json").read_text())
+    done: set[int] = set()
+    raised: dict[int, int] = {}
+    failed: set[int] = set()
+    state, reason, message, finished = "pending", None, None, None
+    first_start = None
+    path = folder / "events.jsonl"
+    lines = path.read_bytes().splitlines() if path.is_file() else []
+    for line in lines:
+        event = json.loads(line)
+        kind = event["kind"]
+        if kind == "started":
+            state = "running"
+            first_start = first_start or event.get("time")
+        elif kind == "succeeded":
+            done.add(event["index"])
+            raised[event["index"]] = event.get("errors", 0)
+        elif kind == "failed":
+            failed.add(event["index"])
+        elif kind in TERMINAL:
+            state = _STATE[kind]
+            reason, message, finished = event.get("reason"), event.get("message"), event.get("time")
+    if state in ("pending", "running") and not _supervisor_alive(folder) and lines:
+        state, reason = "failed", "SupervisorLost"
+    if state == "succeeded" and sum(raised.values()):
+        state, reason = "failed", "CallsRaised"
+        message = f"{sum(raised.values())} of {spec['calls']} calls raised an exception"
+    return JobStatus(
+        job_id=spec["job_id"],
+        function=spec["function"],
+        state=state,  # type: ignore[arg-type]
+        tasks=spec["tasks"],
+        calls=spec["calls"],
+        chunksize=spec["chunksize"],
+        done_indexes=frozenset(done),
+        failed_indexes=frozenset(failed),
+        calls_raised=sum(raised.values()),
+        started=spec["created"],
+        finished=finished,
+        reason=reason,
+        message=message,
+    )
+
+
+def _supervisor_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / "supervisor.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _supervisor_alive(folder: Path) -> bool:
+    pid = _supervisor_pid(folder)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _reap_later(proc: subprocess.Popen) -> None:
+    """Collect the supervisor's exit status so it doesn't linger as a zombie in a long-lived
+    client (a notebook); a daemon thread, so it never keeps the client alive."""
+    import threading
+
+    threading.Thread(target=proc.wait, daemon=True, name="aksrun-reaper").start()

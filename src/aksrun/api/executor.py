@@ -1,0 +1,89 @@
+"""`aksrun.Executor`: a `concurrent.futures.Executor`, so pool code switches in one line."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..core.options import make_options
+from .decorator import RemoteFunction
+from .future import Future
+
+
+class Executor(cf.Executor):
+    """Each `submit` is one remote call; each `map` is ONE job over all its inputs."""
+
+    def __init__(self, max_parallel: int | None = None, **function_options: Any) -> None:
+        self.options = make_options(**function_options)
+        self.max_parallel = max_parallel
+        self._futures: set[Future] = set()
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        self._check_open()
+        fut = self._remote(fn).submit(*args, **kwargs)
+        with self._lock:
+            self._futures.add(fut)
+        fut.add_done_callback(self._forget)
+        return fut
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like `Executor.map`: results in order; `timeout` counts from this call and raises
+        TimeoutError when a result isn't ready in time. `chunksize=1` (the stdlib default)
+        lets aksrun pick chunks; a larger value is used as given."""
+        self._check_open()
+        end = None if timeout is None else time.monotonic() + timeout
+        remote = self._remote(fn)
+        calls = [(args, {}) for args in zip(*iterables, strict=False)]
+        if not calls:
+            return iter(())
+        run = remote._submit(
+            calls, kind="map", max_parallel=self.max_parallel,
+            chunksize=chunksize if chunksize > 1 else None,
+        )
+        with self._lock:
+            self._futures.update(run.futures)
+        return self._results(run, end)
+
+    def _results(self, run, end: float | None) -> Iterator[Any]:
+        try:
+            for fut in run.futures:
+                left = None if end is None else max(0.0, end - time.monotonic())
+                yield fut.result(timeout=left)
+        except BaseException:
+            run.cancel()
+            raise
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+        with self._lock:
+            futures = list(self._futures)
+        if cancel_futures:
+            for fut in futures:
+                fut.cancel()
+        if wait:
+            cf.wait(futures)
+
+    def _remote(self, fn: Callable[..., Any]) -> RemoteFunction:
+        if isinstance(fn, RemoteFunction):
+            return fn
+        return RemoteFunction(fn, self.options)
+
+    def _forget(self, fut: cf.Future) -> None:
+        with self._lock:
+            self._futures.discard(fut)  # type: ignore[arg-type]
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new calls after shutdown")

@@ -1,0 +1,247 @@
+"""`aksrun`: run functions and manage jobs from the shell.
+
+Exit codes: 0 success, 1 the job failed, 2 usage error (bad arguments, unknown job id,
+invalid configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from ..errors import AksrunError, ConfigError, UnknownJobError
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class _Group(click.Group):
+    """Turns aksrun's own usage errors into exit code 2 with a one-line message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, UnknownJobError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except AksrunError as exc:
+            if type(exc).__name__ in ("AksrunError", "StoreError"):
+                click.echo(f"Error: {exc}", err=True)
+                ctx.exit(EXIT_USAGE)
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aksrun")
+def cli() -> None:
+    """Run Python functions on Azure Kubernetes Service (or locally, same lifecycle).
+
+    The backend comes from AKSRUN_BACKEND / .env / [tool.aksrun]; without Azure settings it
+    is `local`.
+    """
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("args", nargs=-1)
+@click.option("--cpu", help='CPU request, e.g. "500m" or "2".')
+@click.option("--memory", help='Memory, e.g. "4Gi".')
+@click.option("--timeout", help='Per-call timeout, e.g. "30m".')
+@click.option("--retries", type=int, help="Re-run a call that raised up to N times.")
+@click.option("--detach", is_flag=True, help="Print the job id and return at once.")
+@click.option("--dry-run", is_flag=True, help="Print the Kubernetes Job manifest; submit nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run(target: str, args: tuple[str, ...], cpu, memory, timeout, retries, detach, dry_run,
+        as_json) -> None:
+    """Run MODULE:FUNC with ARGS (Python literals, or name=value keywords) and print its result.
+
+    Example: aksrun run examples.quickstart:square 7
+    """
+    from ..api.decorator import RemoteFunction
+    from ..core.options import FunctionOptions
+    from .loading import load_target, parse_args
+
+    func = load_target(target)
+    positional, keywords = parse_args(args)
+    remote = func if isinstance(func, RemoteFunction) else RemoteFunction(func, FunctionOptions())
+    changes = {k: v for k, v in
+               {"cpu": cpu, "memory": memory, "timeout": timeout, "retries": retries}.items()
+               if v is not None}
+    if changes:
+        remote = remote.with_options(**changes)
+    if dry_run:
+        from .dry_run import print_manifest
+
+        print_manifest(remote, positional, keywords)
+        return
+    fut = remote.submit(*positional, **keywords)
+    if detach:
+        click.echo(fut.job_id)
+        return
+    click.echo(f"job {fut.job_id}", err=True)
+    from ..api.decorator import LogStreamer
+
+    streamer = LogStreamer(fut._run)
+    try:
+        _print_outcome(fut, as_json, before_print=streamer.stop)
+    finally:
+        streamer.stop()
+
+
+@cli.group()
+def jobs() -> None:
+    """List, inspect, follow, cancel and remove jobs."""
+
+
+@jobs.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Show at most N jobs.")
+def jobs_ls(as_json: bool, limit: int) -> None:
+    """List jobs, newest first: id, function, state, calls done/total, started, duration."""
+    from ..api.session import default_client
+
+    statuses = default_client().list()[:limit]
+    if as_json:
+        click.echo(json.dumps([_status_dict(s) for s in statuses], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..core.quantities import format_duration
+
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "FUNCTION", "STATE", "CALLS", "STARTED", "DURATION"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.job_id, s.function, _styled(s.state), f"{s.calls_done}/{s.calls}",
+            _when(s.started), format_duration(_duration(s)),
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    if not statuses:
+        click.echo("no jobs yet: run `make demo` or call an @aksrun.function.", err=True)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """Show one job: its state, calls, options, failures."""
+    from ..api.session import default_client
+
+    client = default_client()
+    record = client.record(job_id)
+    data = _status_dict(client.status(job_id))
+    data.update(kind=record.kind, chunks=len(record.chunks), options=record.options,
+                python=record.python, backend=record.backend, user=record.user)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if value not in (None, [], {}):
+            click.echo(f"{key:>12}: {value}")
+
+
+@jobs.command("logs")
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing output while the job runs.")
+@click.option("--task", type=int, default=None, help="Only this task (chunk) index.")
+def jobs_logs(job_id: str, follow: bool, task: int | None) -> None:
+    """Print the function's stdout/stderr, per task, from the store."""
+    from ..api.session import default_client
+
+    client = default_client()
+    record = client.record(job_id)
+    tasks = [task] if task is not None else range(len(record.chunks))
+    for index in tasks:
+        if len(record.chunks) > 1 and task is None:
+            click.echo(f"--- task {index} ---", err=True)
+        for text in client.logs(job_id, index, follow=follow):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+
+@jobs.command("result")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def jobs_result(job_id: str, as_json: bool) -> None:
+    """Wait for a job (re-attaching if needed) and print its result; exit 1 if it failed."""
+    from ..api.attach import get
+
+    _print_outcome(get(job_id), as_json)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+def jobs_cancel(job_id: str) -> None:
+    """Stop a running job (its runners are killed)."""
+    from ..api.session import default_client
+
+    default_client().cancel(job_id)
+    click.echo(f"cancelled {job_id}")
+
+
+@jobs.command("rm")
+@click.argument("job_id")
+def jobs_rm(job_id: str) -> None:
+    """Remove a job and everything it left in the store (stopping it if it runs)."""
+    from ..api.session import default_client
+
+    count = default_client().remove(job_id)
+    click.echo(f"removed {job_id} ({count} objects)")
+
+
+def _print_outcome(fut, as_json: bool, before_print=lambda: None) -> None:
+    try:
+        value = fut.result()
+    except KeyboardInterrupt:
+        fut.cancel()
+        raise
+    except BaseException as exc:
+        import traceback
+
+        from ..core.pickling import remote_frames
+
+        before_print()
+        traceback.print_exception(type(exc), exc, remote_frames(exc.__traceback__),
+                                  file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    before_print()
+    if as_json:
+        click.echo(json.dumps(value, default=repr))
+    else:
+        click.echo(repr(value))
+
+
+def _status_dict(s) -> dict[str, Any]:
+    return {
+        "job_id": s.job_id, "function": s.function, "state": s.state,
+        "calls_done": s.calls_done, "calls": s.calls, "tasks": s.tasks,
+        "failed_tasks": sorted(s.failed_indexes), "started": s.started,
+        "finished": s.finished, "duration": _duration(s), "reason": s.reason,
+        "message": s.message,
+    }
+
+
+def _duration(s) -> float | None:
+    if s.started is None:
+        return None
+    return (s.finished or time.time()) - s.started
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _styled(state: str) -> str:
+    color = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+    return f"[{color.get(state, 'white')}]{state}[/]"
+
+
+def main() -> None:
+    cli(prog_name="aksrun")

@@ -1,0 +1,365 @@
+"""The client lifecycle, one for every backend: validate and pickle, write the job to the
+store, launch it on compute, watch its events, fetch and verify each output, resolve futures.
+
+Nothing here knows which Store or Compute it talks to.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..errors import (
+    AksrunError,
+    CallTimeoutError,
+    IntegrityError,
+    JobCancelledError,
+    JobFailedError,
+    UnknownJobError,
+)
+from ..ports import Compute, JobHandle, JobStatus, LaunchRequest, Store, TaskEvent
+from . import job as jobmod
+from .envelope import loads
+from .ids import check_job_id, new_job_id
+from .options import FunctionOptions
+from .pickling import OK, Call, dump_calls, dump_function, outcome_exception
+
+log = logging.getLogger("aksrun")
+
+FutureFactory = Callable[[str], cf.Future]
+
+
+class Client:
+    """A Store and a Compute, and the one lifecycle that runs jobs over them."""
+
+    def __init__(self, store: Store, compute: Compute, *, user: str = "user",
+                 max_parallel: int | None = None, backend: str | None = None) -> None:
+        self.store, self.compute, self.user = store, compute, user
+        self.max_parallel = max_parallel
+        self.backend = backend or compute.name
+        self._uploaded: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- submitting ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        calls: Sequence[Call],
+        options: FunctionOptions,
+        *,
+        kind: str = "call",
+        max_parallel: int | None = None,
+        chunksize: int | None = None,
+        future_factory: FutureFactory = lambda job_id: cf.Future(),
+        function_payload: Any = None,
+    ) -> JobRun:
+        """Pickle everything first (nothing is written if any of it fails), then upload the
+        objects, the job record last, then launch."""
+        name = options.name or getattr(func, "__qualname__", getattr(func, "__name__", "fn"))
+        if not calls:
+            raise AksrunError(f"{name}() was given no calls to run.")
+        job_id = new_job_id(name.rpartition(".")[2])
+        parallel = max_parallel or self.max_parallel or _default_parallelism(self.compute)
+        chunksize = chunksize or max(1, math.ceil(len(calls) / parallel))
+        fpayload = function_payload or dump_function(func)
+        chunks, payloads = [], []
+        for index, start in enumerate(range(0, len(calls), chunksize)):
+            part = calls[start : start + chunksize]
+            payload = dump_calls(part, start, name)
+            payloads.append(payload)
+            chunks.append(jobmod.Chunk(index, start, len(part), payload.sha256))
+        record = jobmod.JobRecord(
+            job_id=job_id,
+            function_name=name,
+            function_sha256=fpayload.sha256,
+            kind=kind,
+            calls=len(calls),
+            chunksize=chunksize,
+            chunks=tuple(chunks),
+            options=options.to_dict(),
+            max_parallel=parallel,
+            user=self.user,
+            backend=self.backend,
+        )
+        run = JobRun(self, job_id, future_factory, record=record)
+        self._upload_function(fpayload)
+        for chunk, payload in zip(chunks, payloads, strict=True):
+            self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
+        raw = record.to_json()
+        self.store.put(jobmod.record_key(job_id), raw)
+        request = LaunchRequest(
+            job_id=job_id,
+            job_digest=jobmod.digest_of(raw),
+            store_url=self.store.url,
+            function_name=name,
+            tasks=len(chunks),
+            parallelism=min(parallel, len(chunks)),
+            calls=len(calls),
+            chunksize=chunksize,
+            options=options,
+            user=self.user,
+            backoff_limit_per_index=3,
+            deadline_seconds=_deadline(options, len(chunks), chunksize, parallel),
+            env=dict(options.env),
+        )
+        try:
+            run.handle = self.compute.launch(request)
+        except BaseException:
+            self.store.delete(jobmod.job_prefix(job_id))  # nothing half-written stays behind
+            raise
+        run.start()
+        return run
+
+    def _upload_function(self, payload: Any) -> None:
+        key = jobmod.function_key(payload.sha256)
+        with self._lock:
+            if key in self._uploaded:
+                return
+        if not self.store.exists(key):
+            self.store.put(key, payload.parts)
+        with self._lock:
+            self._uploaded.add(key)
+
+    # --- existing jobs ---------------------------------------------------------------------
+
+    def record(self, job_id: str) -> jobmod.JobRecord:
+        check_job_id(job_id)
+        try:
+            raw = self.store.get(jobmod.record_key(job_id))
+        except KeyError:
+            raise UnknownJobError(
+                f"no job {job_id!r} in store {self.store.url}; see `aksrun jobs ls` for the "
+                "jobs you can re-attach to (and check AKSRUN_STORE / AKSRUN_BACKEND)."
+            ) from None
+        return jobmod.JobRecord.from_json(raw)
+
+    def attach(self, job_id: str, future_factory: FutureFactory = lambda j: cf.Future()) -> JobRun:
+        record = self.record(job_id)
+        try:
+            handle = self.compute.attach(job_id)
+        except UnknownJobError:
+            raise UnknownJobError(
+                f"job {job_id!r} is in the store but not on {self.compute.name} compute "
+                "(it was removed, or submitted with another backend)."
+            ) from None
+        run = JobRun(self, job_id, future_factory, record=record)
+        run.handle = handle
+        run.start()
+        return run
+
+    def status(self, job_id: str) -> JobStatus:
+        check_job_id(job_id)
+        try:
+            return self.compute.status(self.compute.attach(job_id))
+        except UnknownJobError:
+            self.record(job_id)  # raises the clearer error when the store doesn't know it
+            raise
+
+    def list(self) -> list[JobStatus]:
+        return self.compute.list()
+
+    def cancel(self, job_id: str) -> None:
+        check_job_id(job_id)
+        self.compute.cancel(self._handle(job_id))
+
+    def remove(self, job_id: str) -> int:
+        """Delete a job from compute and every object it left in the store."""
+        check_job_id(job_id)
+        try:
+            self.compute.delete(self.compute.attach(job_id))
+            found = True
+        except UnknownJobError:
+            found = False
+        count = self.store.delete(jobmod.job_prefix(job_id))
+        if not found and not count:
+            raise UnknownJobError(f"no job {job_id!r} on {self.compute.name} or in the store.")
+        return count
+
+    def logs(self, job_id: str, index: int = 0, follow: bool = False) -> Iterator[str]:
+        """The function's output of one task, from the store (appended while it runs)."""
+        record = self.record(job_id)
+        if not 0 <= index < len(record.chunks):
+            raise AksrunError(
+                f"job {job_id} has tasks 0..{len(record.chunks) - 1}; there is no task {index}."
+            )
+        handle = self._handle(job_id) if follow else None
+        return self._tail(jobmod.log_key(job_id, index), handle if follow else None)
+
+    def _tail(self, key: str, handle: JobHandle | None, interval: float = 0.2) -> Iterator[str]:
+        offset = 0
+        while True:
+            try:
+                data = self.store.read(key, offset)
+            except KeyError:
+                data = b""
+            if data:
+                offset += len(data)
+                yield data.decode("utf-8", "replace")
+                continue
+            if handle is None or self.compute.status(handle).state not in ("pending", "running"):
+                try:
+                    data = self.store.read(key, offset)
+                except KeyError:
+                    data = b""
+                if data:
+                    yield data.decode("utf-8", "replace")
+                return
+            time.sleep(interval)
+
+    def _handle(self, job_id: str) -> JobHandle:
+        try:
+            return self.compute.attach(job_id)
+        except UnknownJobError:
+            self.record(job_id)
+            raise
+
+
+def _default_parallelism(compute: Compute) -> int:
+    return getattr(compute, "max_parallel", None) or 1
+
+
+def _deadline(options: FunctionOptions, tasks: int, chunksize: int, parallel: int) -> float | None:
+    """A backstop for the whole job (Kubernetes activeDeadlineSeconds): the per-call timeout
+    already stops each call; this only ends a job that is stuck outside any call."""
+    if options.timeout is None:
+        return None
+    waves = math.ceil(tasks / max(1, parallel))
+    return waves * chunksize * options.timeout * (options.retries + 1) + 600
+
+
+class JobRun:
+    """One submitted job, its per-call futures, and the thread that watches it."""
+
+    def __init__(self, client: Client, job_id: str, future_factory: FutureFactory,
+                 record: jobmod.JobRecord) -> None:
+        self.client, self.job_id, self.record = client, job_id, record
+        self.handle: JobHandle | None = None
+        self.futures = [future_factory(job_id) for _ in range(record.calls)]
+        self.resolved: set[int] = set()
+        self.notices: list[str] = []
+        self.on_notice: Callable[[str], None] = _print_notice
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for fut in self.futures:
+            fut.set_running_or_notify_cancel()
+        self._thread = threading.Thread(target=self._watch, name=f"aksrun-{self.job_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        if self.handle is not None and not self.done.is_set():
+            self.client.compute.cancel(self.handle)
+
+    def _watch(self) -> None:
+        try:
+            for event in self.client.compute.events(self.handle):
+                self._on_event(event)
+        except BaseException as exc:  # the watch itself broke: every open future learns why
+            log.debug("watch of %s failed", self.job_id, exc_info=True)
+            self._fail_open(JobFailedError(f"lost track of job {self.job_id}: {exc}"))
+        finally:
+            self._fail_open(JobFailedError(
+                f"job {self.job_id} ended without output for some calls."))
+            self.done.set()
+
+    def _on_event(self, event: TaskEvent) -> None:
+        if event.kind == "succeeded" and event.index not in self.resolved:
+            self._resolve(event.index, event.digest)
+        elif event.kind == "retrying":
+            self.on_notice(
+                f"aksrun: job {self.job_id} task {event.index}: {event.message or event.reason}; "
+                f"retrying (attempt {event.attempt + 2})."
+            )
+        elif event.kind == "failed" and event.index is not None:
+            self._fail_chunk(event.index, _task_error(event, self.record))
+        elif event.kind == "job_cancelled":
+            self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
+        elif event.kind == "job_failed":
+            self._fail_open(_job_error(event, self.job_id))
+
+    def _resolve(self, index: int, digest: str | None) -> None:
+        chunk = self.record.chunks[index]
+        try:
+            raw = self.client.store.get(jobmod.output_key(self.job_id, index))
+            outcomes = loads(raw, digest, f"output of task {index} of job {self.job_id}")
+        except IntegrityError as exc:
+            self._fail_chunk(index, exc)
+            return
+        except KeyError:
+            self._fail_chunk(index, JobFailedError(
+                f"task {index} of job {self.job_id} reported success but wrote no output."))
+            return
+        except Exception as exc:  # e.g. a result whose class can't be imported here
+            self._fail_chunk(index, JobFailedError(
+                f"the output of task {index} of job {self.job_id} could not be unpickled "
+                f"here: {type(exc).__name__}: {exc}"))
+            return
+        self.resolved.add(index)
+        for offset, outcome in enumerate(outcomes):
+            fut = self.futures[chunk.start + offset]
+            if outcome[0] == OK:
+                _settle(fut, outcome[1], None)
+            else:
+                _settle(fut, None, outcome_exception(outcome))
+
+    def _fail_chunk(self, index: int, error: BaseException) -> None:
+        chunk = self.record.chunks[index]
+        self.resolved.add(index)
+        for fut in self.futures[chunk.start : chunk.start + chunk.calls]:
+            _settle(fut, None, error)
+
+    def _fail_open(self, error: BaseException) -> None:
+        for fut in self.futures:
+            _settle(fut, None, error)
+
+
+def _settle(fut: cf.Future, value: Any, error: BaseException | None) -> None:
+    """Set a future unless it is already done (cancelled by the user, or resolved by an
+    earlier event for the same task: a retried task's result arrives exactly once)."""
+    if fut.done():
+        return
+    try:
+        if error is None:
+            fut.set_result(value)
+        else:
+            fut.set_exception(error)
+    except cf.InvalidStateError:
+        pass
+
+
+def _task_error(event: TaskEvent, record: jobmod.JobRecord) -> BaseException:
+    reason, message = event.reason or "Failed", event.message or "the task failed"
+    if reason == "DeadlineExceeded":
+        return CallTimeoutError(message)
+    if reason == "OOMKilled":
+        memory = record.options.get("memory")
+        return JobFailedError(
+            f"task {event.index} was killed for using more than its memory limit "
+            f"(memory={memory!r}); raise memory= in @aksrun.function."
+        )
+    if reason == "IntegrityError":
+        return IntegrityError(message)
+    return JobFailedError(f"task {event.index} failed ({reason}): {message}")
+
+
+def _job_error(event: TaskEvent, job_id: str) -> BaseException:
+    reason, message = event.reason or "Failed", event.message or "the job failed"
+    if reason == "IntegrityError":
+        return IntegrityError(f"job {job_id}: {message}")
+    if reason == "DeadlineExceeded":
+        return CallTimeoutError(f"job {job_id}: {message}")
+    return JobFailedError(f"job {job_id} failed ({reason}): {message}")
+
+
+def _print_notice(text: str) -> None:
+    print(text, file=sys.stderr)
