@@ -1,0 +1,80 @@
+"""Functions the end-to-end tests run remotely (module-level, as users write them; they travel
+by value because `tests` is the project's own code, not an installed package)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+
+class CustomError(Exception):
+    pass
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0):
+    return a + b
+
+
+def shout(text):
+    print(f"stdout: {text}")
+    print(f"stderr: {text}", file=sys.stderr)
+    return text.upper()
+
+
+def fail_on(x, bad=3):
+    if x == bad:
+        raise CustomError(f"input {x} is bad")
+    return x
+
+
+def raise_value_error(message):
+    def deeper():
+        raise ValueError(message)
+
+    deeper()
+
+
+def sleep_for(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def sleep_then_mark(seconds, path):
+    with open(path, "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(seconds)
+    return "finished"
+
+
+def flaky(counter_path, failures):
+    """Fails `failures` times (counted in a file), then succeeds."""
+    count = int(open(counter_path).read()) if os.path.exists(counter_path) else 0
+    with open(counter_path, "w") as out:
+        out.write(str(count + 1))
+    if count < failures:
+        raise RuntimeError(f"flaky failure {count + 1}")
+    return count + 1
+
+
+def return_lock():
+    return threading.Lock()
+
+
+def busy(ms):
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
+    return ms
+
+
+def print_slowly(n, delay):
+    for i in range(n):
+        print(f"line {i}", flush=True)
+        time.sleep(delay)
+    return n

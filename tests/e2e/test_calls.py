@@ -1,0 +1,153 @@
+"""Calls, submits, futures, exceptions, timeouts, retries and logs: on every backend."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+import traceback
+
+import pytest
+
+import aksrun
+from aksrun.core import job as jobmod
+
+from . import funcs
+
+
+def test_call_returns_value(backend):
+    assert aksrun.function(cpu="500m", memory="256Mi")(funcs.add)(2, b=40) == 42
+
+
+def test_submit_returns_future_with_job_id_at_once(backend):
+    fut = aksrun.function()(funcs.sleep_for).submit(0.3)
+    assert isinstance(fut, aksrun.Future) and isinstance(fut, cf.Future)
+    assert fut.job_id.startswith("sleep-for-")
+    assert not fut.done()
+    assert fut.result(timeout=60) == 0.3
+
+
+def test_remote_exception_keeps_type_and_remote_traceback(backend):
+    remote = aksrun.function()(funcs.raise_value_error)
+    with pytest.raises(ValueError, match="remote boom") as info:
+        remote("remote boom")
+    text = "".join(traceback.format_exception(info.value))
+    assert "deeper" in text and "raise_value_error" in text  # the remote frames
+
+
+def test_custom_exception_type_is_preserved(backend):
+    with pytest.raises(funcs.CustomError, match="input 3 is bad"):
+        aksrun.function()(funcs.fail_on)(3)
+
+
+def test_remote_error_when_exception_does_not_pickle(backend):
+    def raise_unpicklable():
+        import threading
+
+        exc = RuntimeError("holds a lock")
+        exc.lock = threading.Lock()
+        raise exc
+
+    with pytest.raises(aksrun.RemoteError) as info:
+        aksrun.function()(raise_unpicklable)()
+    assert info.value.type_name == "RuntimeError"
+    assert "holds a lock" in info.value.message and "raise_unpicklable" in info.value.traceback_text
+
+
+def test_timeout_raises_timeout_error_soon_after_limit(backend):
+    remote = aksrun.function(timeout=1)(funcs.sleep_for)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError) as info:
+        remote(30)
+    assert isinstance(info.value, aksrun.CallTimeoutError)
+    assert time.monotonic() - start < 15
+    assert "timeout=1s" in str(info.value)
+
+
+def test_retries_rerun_a_call_that_raised(backend, tmp_path):
+    counter = str(tmp_path / "count")
+    assert aksrun.function(retries=2)(funcs.flaky)(counter, 2) == 3
+    with pytest.raises(RuntimeError, match="flaky failure 2"):
+        aksrun.function(retries=1)(funcs.flaky)(str(tmp_path / "other"), 5)
+
+
+def test_blocking_call_streams_output_to_caller_stderr(backend, capfd):
+    assert aksrun.function()(funcs.shout)("hi") == "HI"
+    err = capfd.readouterr().err
+    assert "stdout: hi" in err and "stderr: hi" in err
+
+
+def test_output_is_captured_in_the_store(backend):
+    remote = aksrun.function()(funcs.shout)
+    fut = remote.submit("logged")
+    fut.result(timeout=60)
+    text = "".join(aksrun.api.session.default_client().logs(fut.job_id, 0))
+    assert "stdout: logged" in text and "stderr: logged" in text
+
+
+def test_logs_are_appended_while_the_call_runs(backend):
+    fut = aksrun.function()(funcs.print_slowly).submit(30, 0.1)
+    client = aksrun.api.session.default_client()
+    key = jobmod.log_key(fut.job_id, 0)
+    deadline = time.monotonic() + 60
+    seen = b""
+    while time.monotonic() < deadline and not fut.done():
+        try:
+            seen = bytes(client.store.get(key))
+        except KeyError:
+            seen = b""
+        if b"line 1" in seen:
+            break
+        time.sleep(0.05)
+    assert b"line 1" in seen and not fut.done(), "log was not visible before the call ended"
+    assert fut.result(timeout=60) == 30
+
+
+def test_unpicklable_argument_fails_before_anything_is_written(backend):
+    import threading
+
+    client = aksrun.api.session.default_client()
+    before = set(client.store.list("jobs/"))
+    with pytest.raises(aksrun.SerializationError, match="argument #0"):
+        aksrun.function()(funcs.square)(threading.Lock())
+    assert set(client.store.list("jobs/")) == before
+    assert client.list() == [] or all(s.function != "square" for s in client.list())
+
+
+def test_unpicklable_return_value_raises_serialization_error(backend):
+    with pytest.raises(aksrun.SerializationError, match="return value of return_lock"):
+        aksrun.function()(funcs.return_lock)()
+
+
+def test_cancel_stops_the_remote_call(backend, tmp_path):
+    marker = tmp_path / "started"
+    fut = aksrun.function()(funcs.sleep_then_mark).submit(60, str(marker))
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    assert fut.cancel() and fut.cancelled()
+    client = aksrun.api.session.default_client()
+    for _ in range(200):
+        if client.status(fut.job_id).state == "cancelled":
+            break
+        time.sleep(0.05)
+    assert client.status(fut.job_id).state == "cancelled"
+    if backend.startswith("local"):
+        import os
+
+        pid = int(marker.read_text())
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"runner process {pid} still alive after cancel")
+
+
+def test_local_runs_in_process():
+    import os
+
+    remote = aksrun.function()(lambda: os.getpid())
+    assert remote.local() == os.getpid()

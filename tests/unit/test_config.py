@@ -1,0 +1,95 @@
+import pytest
+
+from aksrun.core.config import load_config
+from aksrun.errors import ConfigError
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("AKSRUN_USER", "AKSRUN_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_defaults_are_local(project):
+    config = load_config()
+    assert config.backend == "local"
+    assert config.store_url.startswith("file://") and config.store_url.endswith("/store")
+    assert config.source_of("backend") == "default"
+
+
+def test_precedence_args_env_dotenv_pyproject(project, monkeypatch):
+    (project / "pyproject.toml").write_text(
+        '[tool.aksrun]\nmax_parallel = 3\nnamespace = "from-pyproject"\nuser = "py"\n'
+    )
+    (project / ".env").write_text("AKSRUN_MAX_PARALLEL=5\nAKSRUN_USER=dotenv\n")
+    config = load_config()
+    assert config.max_parallel == 5 and config.user == "dotenv"
+    assert config.namespace == "from-pyproject"
+    assert ".env" in config.source_of("max_parallel")
+    monkeypatch.setenv("AKSRUN_MAX_PARALLEL", "7")
+    config = load_config()
+    assert config.max_parallel == 7
+    assert config.source_of("max_parallel") == "environment variable AKSRUN_MAX_PARALLEL"
+    assert load_config(overrides={"max_parallel": 9}).max_parallel == 9
+
+
+def test_dotenv_never_overrides_environment(project, monkeypatch):
+    import os
+
+    (project / ".env").write_text("AZURE_STORAGE_ACCOUNT=fromfile\nAKSRUN_USER=fromfile\n")
+    monkeypatch.setenv("AKSRUN_USER", "fromenv")
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT", raising=False)
+    config = load_config()
+    assert config.user == "fromenv"
+    assert config.storage_account == "fromfile"
+    assert os.environ["AKSRUN_USER"] == "fromenv"
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT")
+
+
+def test_cluster_name_selects_aks_backend(project, monkeypatch):
+    monkeypatch.setenv("AZURE_AKS_CLUSTER_NAME", "c1")
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "s")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
+    config = load_config()
+    assert config.backend == "aks" and config.store_url == f"az://aksrun-{config.user}"
+
+
+def test_bad_backend_names_its_source_and_fix(project, monkeypatch):
+    monkeypatch.setenv("AKSRUN_BACKEND", "cloud")
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert "environment variable AKSRUN_BACKEND" in str(err.value)
+    assert "local, kubernetes, aks" in str(err.value)
+
+
+def test_bad_value_in_pyproject_names_file_and_key(project):
+    (project / "pyproject.toml").write_text('[tool.aksrun]\nmax_parallel = "many"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert "pyproject.toml [tool.aksrun] key 'max_parallel'" in str(err.value)
+
+
+def test_unknown_key_in_pyproject(project):
+    (project / "pyproject.toml").write_text('[tool.aksrun]\nbakend = "local"\n')
+    with pytest.raises(ConfigError, match="unknown key 'bakend'"):
+        load_config()
+
+
+def test_aks_backend_without_cluster_settings(project, monkeypatch):
+    monkeypatch.setenv("AKSRUN_BACKEND", "aks")
+    with pytest.raises(ConfigError, match="AZURE_SUBSCRIPTION_ID"):
+        load_config()
+
+
+def test_bad_store_url(project, monkeypatch):
+    monkeypatch.setenv("AKSRUN_STORE", "s3://bucket")
+    with pytest.raises(ConfigError, match="AKSRUN_STORE.*file:///"):
+        load_config()
+
+
+def test_aksrun_toml(project):
+    (project / "aksrun.toml").write_text('backend = "kubernetes"\nnamespace = "team-a"\n')
+    config = load_config()
+    assert config.backend == "kubernetes" and config.effective_namespace == "team-a"

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from aksrun.core import job as jobmod
+from aksrun.core.envelope import dumps, loads
+from aksrun.core.pickling import dump_calls, exception_record, outcome_exception
+from aksrun.errors import IntegrityError, RemoteError, SerializationError
+
+
+def _join(payload) -> bytes:
+    return b"".join(bytes(p) for p in payload.parts)
+
+
+def test_roundtrip_and_digest():
+    payload = dumps({"a": [1, 2, 3], "b": "x"})
+    data = _join(payload)
+    assert len(data) == payload.size
+    assert loads(data, payload.sha256, "obj") == {"a": [1, 2, 3], "b": "x"}
+
+
+def test_numpy_buffers_travel_out_of_band_without_copy():
+    array = np.arange(1_000_000, dtype=np.float64)
+    payload = dumps(array)
+    assert any(isinstance(p, memoryview) and p.nbytes == array.nbytes for p in payload.parts)
+    data = bytearray(_join(payload))
+    back = loads(data, payload.sha256, "array")
+    np.testing.assert_array_equal(back, array)
+    assert back.ctypes.data % 64 == 0 or not back.flags.owndata  # a view into `data`
+    assert np.shares_memory(back, np.frombuffer(data, dtype=np.uint8))
+
+
+def test_tampered_bytes_are_never_unpickled(monkeypatch):
+    payload = dumps([1, 2, 3])
+    data = bytearray(_join(payload))
+    data[-2] ^= 0xFF
+    import pickle
+
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled tampered data"))
+    with pytest.raises(IntegrityError, match="sha256"):
+        loads(data, payload.sha256, "input chunk 0")
+
+
+def test_bad_header_is_an_integrity_error():
+    with pytest.raises(IntegrityError, match="not an aksrun payload"):
+        loads(b"garbage", None, "x")
+
+
+def test_unpicklable_argument_is_named():
+    import threading
+
+    calls = [((1,), {}), ((2,), {"lock": threading.Lock()})]
+    with pytest.raises(SerializationError) as err:
+        dump_calls(calls, 10, "train")
+    text = str(err.value)
+    assert "'lock'" in text and "call 11" in text and "train()" in text and "lock" in text
+
+
+def test_exception_records_keep_type_and_traceback():
+    def inner():
+        raise ValueError("bad value")
+
+    try:
+        inner()
+    except ValueError as exc:
+        record = exception_record(exc)
+    back = outcome_exception(record)
+    assert type(back) is ValueError and str(back) == "bad value"
+    assert back.__traceback__ is not None
+    assert "inner" in record[4]
+
+
+def test_exception_whose_class_is_missing_here_becomes_remote_error(tmp_path, monkeypatch):
+    """The remote side had a module the client lacks: the type can't be re-created here."""
+    import importlib
+    import sys
+
+    (tmp_path / "remote_only_mod.py").write_text("class RemoteOnly(Exception):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("remote_only_mod")
+    try:
+        raise module.RemoteOnly("only over there")
+    except Exception as exc:
+        record = exception_record(exc)
+    del sys.modules["remote_only_mod"]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    back = outcome_exception(record)
+    assert isinstance(back, RemoteError)
+    assert back.type_name == "remote_only_mod.RemoteOnly"
+    assert back.message == "only over there" and "RemoteOnly" in back.traceback_text
+    assert "Remote traceback" in str(back)
+
+
+def test_exception_that_will_not_pickle_still_travels_as_text():
+    import threading
+
+    class Holder(Exception):
+        pass
+
+    exc = Holder("has a lock")
+    exc.lock = threading.Lock()
+    record = exception_record(exc)
+    assert record[1] is None
+    back = outcome_exception(record)
+    assert isinstance(back, RemoteError) and "Holder" in back.type_name
+
+
+def test_job_record_roundtrip_and_digest_check():
+    record = jobmod.JobRecord(
+        job_id="f-20261124-101500-abcde", function_name="f", function_sha256="0" * 64,
+        kind="map", calls=3, chunksize=2,
+        chunks=(jobmod.Chunk(0, 0, 2, "1" * 64), jobmod.Chunk(1, 2, 1, "2" * 64)),
+        options={"cpu": "1"}, max_parallel=2, user="u", backend="local",
+    )
+    raw = record.to_json()
+    assert jobmod.JobRecord.from_json(raw, jobmod.digest_of(raw)) == record
+    with pytest.raises(IntegrityError, match="job.json"):
+        jobmod.JobRecord.from_json(raw.replace(b'"calls": 3', b'"calls": 4'),
+                                   jobmod.digest_of(raw))
