@@ -54,7 +54,10 @@ def sleep_then_mark(seconds, path):
 
 def flaky(counter_path, failures):
     """Fails `failures` times (counted in a file), then succeeds."""
-    count = int(open(counter_path).read()) if os.path.exists(counter_path) else 0
+    count = 0
+    if os.path.exists(counter_path):
+        with open(counter_path) as src:
+            count = int(src.read())
     with open(counter_path, "w") as out:
         out.write(str(count + 1))
     if count < failures:

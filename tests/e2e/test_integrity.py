@@ -76,5 +76,5 @@ def test_tampered_job_record_is_rejected_by_the_runner(backend, monkeypatch):
         return real_launch(request)
 
     monkeypatch.setattr(client.compute, "launch", launch)
-    with pytest.raises(aksrun.IntegrityError, match="job.json"):
+    with pytest.raises(aksrun.IntegrityError, match=r"job\.json"):
         aksrun.function()(funcs.square)(2)

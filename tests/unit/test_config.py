@@ -73,7 +73,7 @@ def test_bad_value_in_pyproject_names_file_and_key(project):
 
 def test_unknown_key_in_pyproject(project):
     (project / "pyproject.toml").write_text('[tool.aksrun]\nbakend = "local"\n')
-    with pytest.raises(ConfigError, match="unknown key 'bakend'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'bakend'"):
         load_config()
 
 
@@ -85,7 +85,7 @@ def test_aks_backend_without_cluster_settings(project, monkeypatch):
 
 def test_bad_store_url(project, monkeypatch):
     monkeypatch.setenv("AKSRUN_STORE", "s3://bucket")
-    with pytest.raises(ConfigError, match="AKSRUN_STORE.*file:///"):
+    with pytest.raises(ConfigError, match=r"AKSRUN_STORE.*file:///"):
         load_config()
 
 

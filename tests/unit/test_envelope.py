@@ -113,6 +113,6 @@ def test_job_record_roundtrip_and_digest_check():
     )
     raw = record.to_json()
     assert jobmod.JobRecord.from_json(raw, jobmod.digest_of(raw)) == record
-    with pytest.raises(IntegrityError, match="job.json"):
+    with pytest.raises(IntegrityError, match=r"job\.json"):
         jobmod.JobRecord.from_json(raw.replace(b'"calls": 3', b'"calls": 4'),
                                    jobmod.digest_of(raw))
