@@ -28,7 +28,14 @@ from . import job as jobmod
 from .envelope import loads
 from .ids import check_job_id, new_job_id
 from .options import FunctionOptions
-from .pickling import OK, Call, dump_calls, dump_function, outcome_exception
+from .pickling import (
+    OK,
+    Call,
+    dump_calls,
+    dump_function,
+    outcome_exception,
+    restore_filenames,
+)
 
 log = logging.getLogger("aksrun")
 
@@ -89,6 +96,7 @@ class Client:
             backend=self.backend,
         )
         run = JobRun(self, job_id, future_factory, record=record)
+        run.source_modules = _source_modules(func)
         self._upload_function(fpayload)
         for chunk, payload in zip(chunks, payloads, strict=True):
             self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
@@ -221,6 +229,11 @@ class Client:
             raise
 
 
+def _source_modules(func: Callable[..., Any]) -> list[str]:
+    module = getattr(func, "__module__", None) or "__main__"
+    return [module] if module == "__main__" else [module, "__main__"]
+
+
 def _default_parallelism(compute: Compute) -> int:
     return getattr(compute, "max_parallel", None) or 1
 
@@ -243,7 +256,7 @@ class JobRun:
         self.handle: JobHandle | None = None
         self.futures = [future_factory(job_id) for _ in range(record.calls)]
         self.resolved: set[int] = set()
-        self.notices: list[str] = []
+        self.source_modules: list[str] = []  # where remote frames' source can be found
         self.on_notice: Callable[[str], None] = _print_notice
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -310,7 +323,9 @@ class JobRun:
             if outcome[0] == OK:
                 _settle(fut, outcome[1], None)
             else:
-                _settle(fut, None, outcome_exception(outcome))
+                error = restore_filenames(outcome_exception(outcome), self.source_modules)
+                error.add_note(f"(raised remotely: job {self.job_id}, call {chunk.start + offset})")
+                _settle(fut, None, error)
 
     def _fail_chunk(self, index: int, error: BaseException) -> None:
         chunk = self.record.chunks[index]

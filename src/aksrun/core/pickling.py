@@ -153,3 +153,83 @@ def remote_frames(tb):
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(skip):
         tb = tb.tb_next
     return tb or first
+
+
+# --- remote tracebacks ------------------------------------------------------------------------
+
+_DYNAMIC = "<dynamic-code>"
+
+
+def restore_filenames(exc: BaseException, module_names: Sequence[str]) -> BaseException:
+    """Put real file names back on remote frames of code that travelled by value.
+
+    cloudpickle writes such code with the file name `<dynamic-code>` (so a function's pickle,
+    and so its content address, doesn't depend on where it was defined). The client has the
+    source: looking the code up by name and line in the function's modules lets the
+    traceback show file, line and source text as for a local exception.
+    """
+    tb = exc.__traceback__
+    if tb is None or not _has_dynamic_frame(tb):
+        return exc
+    from tblib import Traceback
+
+    index = _code_index(module_names)
+    wrapped = Traceback(tb)
+    node = wrapped
+    while node is not None:
+        code = node.tb_frame.f_code
+        if code.co_filename == _DYNAMIC:
+            for filename, first, last in index.get(code.co_name, ()):
+                if first <= node.tb_lineno <= last:
+                    code.co_filename = filename
+                    break
+        node = node.tb_next
+    exc.__traceback__ = wrapped.as_traceback()
+    return exc
+
+
+def _has_dynamic_frame(tb) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _DYNAMIC:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _code_index(module_names: Sequence[str]) -> dict[str, list[tuple[str, int, int]]]:
+    import types
+
+    index: dict[str, list[tuple[str, int, int]]] = {}
+    seen: set[int] = set()
+
+    def add_code(code: types.CodeType) -> None:
+        if id(code) in seen:
+            return
+        seen.add(id(code))
+        lines = [line for _, _, line in code.co_lines() if line is not None]
+        last = max(lines, default=code.co_firstlineno)
+        index.setdefault(code.co_name, []).append((code.co_filename, code.co_firstlineno, last))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add_code(const)
+
+    def add_object(obj: Any, depth: int = 0) -> None:
+        obj = getattr(obj, "func", obj) if type(obj).__name__ == "RemoteFunction" else obj
+        obj = getattr(obj, "__func__", obj)
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, types.CodeType):
+            add_code(code)
+        elif isinstance(obj, type) and depth < 2:
+            for value in vars(obj).values():
+                add_object(value, depth + 1)
+        elif isinstance(obj, property):
+            for accessor in (obj.fget, obj.fset, obj.fdel):
+                if accessor is not None:
+                    add_object(accessor, depth + 1)
+
+    for name in module_names:
+        module = sys.modules.get(name)
+        if module is not None:
+            for value in list(vars(module).values()):
+                add_object(value)
+    return index

@@ -1,0 +1,56 @@
+# aksrun: `make demo` runs the quickstart on the local backend; `make test` runs every test
+# that needs no Azure (real-AKS integration tests report as skipped without its variables).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+STAMP  := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: help venv demo test test-unit test-local test-integration lint workflow-check bench clean
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aksrun needs Python >= 3.11"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(STAMP)  ## Create .venv and install aksrun with its test tools
+
+demo: $(STAMP)  ## Run examples/quickstart.py on the local backend
+	AKSRUN_BACKEND=local $(PY) examples/quickstart.py
+
+test: $(STAMP) $(NODE_STAMP) lint workflow-check  ## Every test that needs no Azure
+	$(PYTEST) tests
+
+test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
+	$(PYTEST) tests/unit
+
+test-local: $(STAMP)  ## End-to-end tests on the local backend only
+	$(PYTEST) tests/e2e -k "local and not blob"
+
+test-integration: $(STAMP)  ## Real-AKS integration tests (needs .env or AZURE_* variables)
+	$(PYTEST) -m integration tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check .
+
+workflow-check: $(STAMP)  ## Validate the GitHub Actions workflow offline
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+bench: $(STAMP) $(NODE_STAMP)  ## Benchmarks (tables of ratios against their baselines)
+	$(PY) benchmarks/local.py
+	$(PY) benchmarks/storage.py --size 256MiB
+	$(PY) benchmarks/control_plane.py
+
+clean:  ## Remove the environment and caches
+	rm -rf $(VENV) node_modules .ruff_cache build *.egg-info

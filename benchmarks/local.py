@@ -1,0 +1,101 @@
+"""Local backend vs concurrent.futures.ProcessPoolExecutor, measured side by side in one run.
+
+Prints a table of medians and ratios against the pool (the baseline), with the targets of
+the local-backend issue. Run: `.venv/bin/python benchmarks/local.py [--repeat N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import aksrun  # noqa: E402
+from bench_funcs import busy_50ms, trivial  # noqa: E402
+
+WORKERS = os.cpu_count() or 1
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def pool_map(func, n: int) -> None:
+    with cf.ProcessPoolExecutor(WORKERS) as pool:
+        list(pool.map(func, range(n), chunksize=math.ceil(n / WORKERS)))
+
+
+def pool_single() -> None:
+    with cf.ProcessPoolExecutor(1) as pool:
+        pool.submit(trivial, 1).result()
+
+
+def aksrun_map(func, n: int) -> None:
+    assert len(list(aksrun.function()(func).map(range(n), progress=False))) == n
+
+
+def aksrun_single() -> None:
+    aksrun.function()(trivial)(1)
+
+
+def import_time(statement: str) -> float:
+    return timed(lambda: subprocess.run([sys.executable, "-c", statement], check=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("AKSRUN_HOME", tempfile.mkdtemp(prefix="aksrun-bench-"))
+    os.environ["AKSRUN_BACKEND"] = "local"
+
+    cases = {
+        "map 10,000 trivial calls": (lambda: pool_map(trivial, 10_000),
+                                     lambda: aksrun_map(trivial, 10_000)),
+        "map 200 x 50 ms CPU calls": (lambda: pool_map(busy_50ms, 200),
+                                      lambda: aksrun_map(busy_50ms, 200)),
+        "single call round trip": (pool_single, aksrun_single),
+        "import (python -c)": (lambda: import_time("import concurrent.futures"),
+                               lambda: import_time("import aksrun")),
+    }
+    bare = statistics.median(import_time("pass") for _ in range(args.repeat))
+    rows = []
+    for name, (baseline, ours) in cases.items():
+        base_times, our_times = [], []
+        for _ in range(args.repeat):  # interleaved, so both see the same machine state
+            base_times.append(timed(baseline))
+            our_times.append(timed(ours))
+        base, mine = statistics.median(base_times), statistics.median(our_times)
+        if name.startswith("import"):
+            base, mine = base - bare, mine - bare
+        rows.append((name, base, mine))
+
+    targets = {
+        "map 10,000 trivial calls": lambda b, m: f"ratio <= 5 and < 0.5 s: "
+        f"{'ok' if m / b <= 5 and m < 0.5 else 'MISSED'}",
+        "map 200 x 50 ms CPU calls": lambda b, m: f"efficiency >= 0.9: "
+        f"{'ok' if b / m >= 0.9 else 'MISSED'} ({b / m:.2f})",
+        "single call round trip": lambda b, m: f"< 0.3 s: {'ok' if m < 0.3 else 'MISSED'}",
+        "import (python -c)": lambda b, m: f"< 150 ms: {'ok' if m < 0.15 else 'MISSED'}",
+    }
+    print(f"\nLocal backend vs ProcessPoolExecutor ({WORKERS} workers), "
+          f"median of {args.repeat} interleaved runs, Python {sys.version.split()[0]}\n")
+    print(f"| {'case':<27} | {'pool (baseline)':>15} | {'aksrun':>9} | {'ratio':>6} | target |")
+    print(f"|{'-' * 29}|{'-' * 17}|{'-' * 11}|{'-' * 8}|--------|")
+    for name, base, mine in rows:
+        print(f"| {name:<27} | {base * 1000:>12.0f} ms | {mine * 1000:>6.0f} ms | "
+              f"{mine / base:>5.2f}x | {targets[name](base, mine)} |")
+
+
+if __name__ == "__main__":
+    main()
