@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .future import Future, JobFuture
+from .future import Future
 from .session import default_client
 
 
@@ -12,7 +12,4 @@ def get(job_id: str) -> Future:
     Works after the submitting process exited: the job record is read from the store and
     the state from compute. An unknown id raises UnknownJobError naming it.
     """
-    run = default_client().attach(job_id, future_factory=Future)
-    for fut in run.futures:
-        fut._run = run
-    return JobFuture(run)
+    return Future(default_client().attach(job_id))

@@ -32,7 +32,7 @@ class RemoteFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run remotely and wait; the function's output streams to this stderr as it comes."""
         run = self._submit([(args, kwargs)], kind="call")
-        fut = run.futures[0]
+        fut = Future(run)
         tail = LogStreamer(run)
         try:
             return fut.result()
@@ -44,7 +44,7 @@ class RemoteFunction(Generic[P, R]):
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Future:
         """Start a remote call and return its Future at once (`.job_id` is already set)."""
-        return self._submit([(args, kwargs)], kind="call").futures[0]
+        return Future(self._submit([(args, kwargs)], kind="call"))
 
     def map(
         self,
@@ -80,21 +80,10 @@ class RemoteFunction(Generic[P, R]):
     # --- internals -------------------------------------------------------------------------
 
     def _submit(self, calls, kind, max_parallel=None, chunksize=None):
-        client = default_client()
-        futures: list[Future] = []
-
-        def factory(job_id: str) -> Future:
-            fut = Future(job_id)
-            futures.append(fut)
-            return fut
-
-        run = client.submit(
+        return default_client().submit(
             self.func, calls, self.options, kind=kind, max_parallel=max_parallel,
-            chunksize=chunksize, future_factory=factory,
+            chunksize=chunksize,
         )
-        for fut in futures:
-            fut._run = run
-        return run
 
     def __repr__(self) -> str:
         return f"<aksrun.function {self.__qualname__} {self.options}>"
@@ -119,22 +108,11 @@ def function(
 def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | None):
     from .progress import Progress
 
-    bar = Progress(len(run.futures), f"{name} [{run.job_id}]", enabled=progress)
-    for fut in run.futures:
-        fut.add_done_callback(lambda _f: bar.advance())
+    bar = Progress(run.record.calls, f"{name} [{run.job_id}]", enabled=progress)
     try:
-        for fut in run.futures:
-            try:
-                yield fut.result()
-            except BaseException as exc:
-                if return_exceptions and isinstance(exc, Exception):
-                    yield exc
-                    continue
-                run.cancel()
-                raise
-    except GeneratorExit:
-        if not run.done.is_set():
-            run.cancel()
+        yield from run.values(return_exceptions, on_chunk=bar.advance)
+    except BaseException:
+        run.cancel()
         raise
     finally:
         bar.close()

@@ -20,6 +20,7 @@ class Executor(cf.Executor):
         self.options = make_options(**function_options)
         self.max_parallel = max_parallel
         self._futures: set[Future] = set()
+        self._runs: set = set()  # map jobs still being consumed
         self._lock = threading.Lock()
         self._shutdown = False
 
@@ -53,27 +54,33 @@ class Executor(cf.Executor):
             chunksize=chunksize if chunksize > 1 else None,
         )
         with self._lock:
-            self._futures.update(run.futures)
-        return self._results(run, end)
+            self._runs.add(run)
+        return self._results(run, None if end is None else end - time.monotonic())
 
-    def _results(self, run, end: float | None) -> Iterator[Any]:
+    def _results(self, run, timeout: float | None) -> Iterator[Any]:
         try:
-            for fut in run.futures:
-                left = None if end is None else max(0.0, end - time.monotonic())
-                yield fut.result(timeout=left)
+            yield from run.values(timeout=timeout)
         except BaseException:
             run.cancel()
             raise
+        finally:
+            with self._lock:
+                self._runs.discard(run)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._shutdown = True
         with self._lock:
             futures = list(self._futures)
+            runs = list(self._runs)
         if cancel_futures:
             for fut in futures:
                 fut.cancel()
+            for run in runs:
+                run.cancel()
         if wait:
             cf.wait(futures)
+            for run in runs:
+                run.done.wait()
 
     def _remote(self, fn: Callable[..., Any]) -> RemoteFunction:
         if isinstance(fn, RemoteFunction):

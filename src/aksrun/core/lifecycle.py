@@ -39,7 +39,6 @@ from .pickling import (
 
 log = logging.getLogger("aksrun")
 
-FutureFactory = Callable[[str], cf.Future]
 
 
 class Client:
@@ -64,7 +63,6 @@ class Client:
         kind: str = "call",
         max_parallel: int | None = None,
         chunksize: int | None = None,
-        future_factory: FutureFactory = lambda job_id: cf.Future(),
         function_payload: Any = None,
     ) -> JobRun:
         """Pickle everything first (nothing is written if any of it fails), then upload the
@@ -95,7 +93,7 @@ class Client:
             user=self.user,
             backend=self.backend,
         )
-        run = JobRun(self, job_id, future_factory, record=record)
+        run = JobRun(self, job_id, record)
         run.source_modules = _source_modules(func)
         self._upload_function(fpayload)
         for chunk, payload in zip(chunks, payloads, strict=True):
@@ -148,7 +146,7 @@ class Client:
             ) from None
         return jobmod.JobRecord.from_json(raw)
 
-    def attach(self, job_id: str, future_factory: FutureFactory = lambda j: cf.Future()) -> JobRun:
+    def attach(self, job_id: str) -> JobRun:
         record = self.record(job_id)
         try:
             handle = self.compute.attach(job_id)
@@ -157,7 +155,7 @@ class Client:
                 f"job {job_id!r} is in the store but not on {self.compute.name} compute "
                 "(it was removed, or submitted with another backend)."
             ) from None
-        run = JobRun(self, job_id, future_factory, record=record)
+        run = JobRun(self, job_id, record)
         run.handle = handle
         run.start()
         return run
@@ -248,23 +246,22 @@ def _deadline(options: FunctionOptions, tasks: int, chunksize: int, parallel: in
 
 
 class JobRun:
-    """One submitted job, its per-call futures, and the thread that watches it."""
+    """One submitted job and the thread that watches it.
 
-    def __init__(self, client: Client, job_id: str, future_factory: FutureFactory,
-                 record: jobmod.JobRecord) -> None:
+    Results resolve per chunk (one internal future per task), not per call: a map of
+    10,000 calls costs a handful of futures, and values are decoded as they are consumed.
+    """
+
+    def __init__(self, client: Client, job_id: str, record: jobmod.JobRecord) -> None:
         self.client, self.job_id, self.record = client, job_id, record
         self.handle: JobHandle | None = None
-        self.futures = [future_factory(job_id) for _ in range(record.calls)]
-        self.resolved: set[int] = set()
+        self.chunks: list[cf.Future] = [cf.Future() for _ in record.chunks]
         self.source_modules: list[str] = []  # where remote frames' source can be found
         self.on_notice: Callable[[str], None] = _print_notice
         self.done = threading.Event()
-        self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        for fut in self.futures:
-            fut.set_running_or_notify_cancel()
         self._thread = threading.Thread(target=self._watch, name=f"aksrun-{self.job_id}",
                                         daemon=True)
         self._thread.start()
@@ -273,11 +270,50 @@ class JobRun:
         if self.handle is not None and not self.done.is_set():
             self.client.compute.cancel(self.handle)
 
+    # --- consuming results -----------------------------------------------------------------
+
+    def outcomes(self, index: int, timeout: float | None = None) -> list[Any]:
+        """The decoded outcomes of one chunk: values, or exception instances for calls that
+        raised. Raises the chunk's own error if the task failed as a whole."""
+        return self.chunks[index].result(timeout)
+
+    def values(self, return_exceptions: bool = False, timeout: float | None = None,
+               on_chunk: Callable[[int], None] | None = None) -> Iterator[Any]:
+        """Every call's value in input order, as chunks arrive; the first failure raises
+        unless `return_exceptions` puts exceptions in place. `timeout` is for the whole run."""
+        end = None if timeout is None else time.monotonic() + timeout
+        for index, chunk in enumerate(self.record.chunks):
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                outcomes = self.outcomes(index, left)
+            except cf.TimeoutError:
+                raise
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                outcomes = [exc] * chunk.calls
+            if on_chunk is not None:
+                on_chunk(chunk.calls)
+            for value in outcomes:
+                if isinstance(value, _Raised):
+                    if not return_exceptions:
+                        raise value.error
+                    value = value.error
+                yield value
+
+    def result(self) -> Any:
+        """The job's value once every chunk is done: a call's value (or its exception
+        raised), or a map's list of values in input order."""
+        values = list(self.values())
+        return values[0] if self.record.kind == "call" else values
+
+    # --- watching --------------------------------------------------------------------------
+
     def _watch(self) -> None:
         try:
             for event in self.client.compute.events(self.handle):
                 self._on_event(event)
-        except BaseException as exc:  # the watch itself broke: every open future learns why
+        except BaseException as exc:  # the watch itself broke: every open chunk learns why
             log.debug("watch of %s failed", self.job_id, exc_info=True)
             self._fail_open(JobFailedError(f"lost track of job {self.job_id}: {exc}"))
         finally:
@@ -286,7 +322,7 @@ class JobRun:
             self.done.set()
 
     def _on_event(self, event: TaskEvent) -> None:
-        if event.kind == "succeeded" and event.index not in self.resolved:
+        if event.kind == "succeeded" and not self.chunks[event.index].done():
             self._resolve(event.index, event.digest)
         elif event.kind == "retrying":
             self.on_notice(
@@ -294,53 +330,60 @@ class JobRun:
                 f"retrying (attempt {event.attempt + 2})."
             )
         elif event.kind == "failed" and event.index is not None:
-            self._fail_chunk(event.index, _task_error(event, self.record))
+            _settle(self.chunks[event.index], None, _task_error(event, self.record))
         elif event.kind == "job_cancelled":
             self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
         elif event.kind == "job_failed":
             self._fail_open(_job_error(event, self.job_id))
 
     def _resolve(self, index: int, digest: str | None) -> None:
-        chunk = self.record.chunks[index]
+        chunk, future = self.record.chunks[index], self.chunks[index]
         try:
             raw = self.client.store.get(jobmod.output_key(self.job_id, index))
             outcomes = loads(raw, digest, f"output of task {index} of job {self.job_id}")
         except IntegrityError as exc:
-            self._fail_chunk(index, exc)
+            _settle(future, None, exc)
             return
         except KeyError:
-            self._fail_chunk(index, JobFailedError(
+            _settle(future, None, JobFailedError(
                 f"task {index} of job {self.job_id} reported success but wrote no output."))
             return
         except Exception as exc:  # e.g. a result whose class can't be imported here
-            self._fail_chunk(index, JobFailedError(
+            _settle(future, None, JobFailedError(
                 f"the output of task {index} of job {self.job_id} could not be unpickled "
                 f"here: {type(exc).__name__}: {exc}"))
             return
-        self.resolved.add(index)
-        for offset, outcome in enumerate(outcomes):
-            fut = self.futures[chunk.start + offset]
-            if outcome[0] == OK:
-                _settle(fut, outcome[1], None)
-            else:
-                error = restore_filenames(outcome_exception(outcome), self.source_modules)
-                error.add_note(f"(raised remotely: job {self.job_id}, call {chunk.start + offset})")
-                _settle(fut, None, error)
-
-    def _fail_chunk(self, index: int, error: BaseException) -> None:
-        chunk = self.record.chunks[index]
-        self.resolved.add(index)
-        for fut in self.futures[chunk.start : chunk.start + chunk.calls]:
-            _settle(fut, None, error)
+        values = [
+            value if status == OK else _Raised(self, chunk.start + offset, (status, value, *rest))
+            for offset, (status, value, *rest) in enumerate(outcomes)
+        ]
+        _settle(future, values, None)
 
     def _fail_open(self, error: BaseException) -> None:
-        for fut in self.futures:
-            _settle(fut, None, error)
+        for future in self.chunks:
+            _settle(future, None, error)
+
+
+class _Raised:
+    """A call that raised remotely; the exception is re-created on first use."""
+
+    __slots__ = ("_error", "call", "record", "run")
+
+    def __init__(self, run: JobRun, call: int, record: tuple[Any, ...]) -> None:
+        self.run, self.call, self.record = run, call, record
+        self._error: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException:
+        if self._error is None:
+            error = restore_filenames(outcome_exception(self.record), self.run.source_modules)
+            error.add_note(f"(raised remotely: job {self.run.job_id}, call {self.call})")
+            self._error = error
+        return self._error
 
 
 def _settle(fut: cf.Future, value: Any, error: BaseException | None) -> None:
-    """Set a future unless it is already done (cancelled by the user, or resolved by an
-    earlier event for the same task: a retried task's result arrives exactly once)."""
+    """Set a future unless it is already done (a retried task's result arrives once)."""
     if fut.done():
         return
     try:

@@ -1,0 +1,816 @@
+"""BlobStore: the Store protocol on Azure Blob Storage (azure-storage-blob, sync client).
+
+Why it looks the way it does:
+
+- Large objects are written as parallel Put Block + one Put Block List, so a reader sees the
+  old object or the whole new one, never a torn one (the commit is atomic), and payload parts
+  (pickle protocol-5 buffers pointing into NumPy arrays) are streamed straight from their
+  memory: they are never concatenated.
+- `get` downloads in parallel into ONE preallocated buffer, so a 1 GiB object costs 1 GiB of
+  client memory, not the 2-3x of `readall()`.
+- Logs are Append Blobs, so a follower reads by range from its last offset while the runner
+  appends.
+- The only credential is `DefaultAzureCredential()` (environment in CI, Azure CLI on a laptop,
+  workload identity in a pod: its own resolution). A connection string is the other way in,
+  for Azurite and for accounts that use keys.
+- Retries are the SDK's exponential retry policy; each retry is logged on `aksrun.store` at
+  DEBUG (the SDK itself logs requests on `azure.core.pipeline.policies`).
+- Azure is imported inside functions, so importing aksrun stays cheap for local runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import ConfigError, ObjectNotFoundError, StoreError
+from ..ports.store import Buffer
+
+if TYPE_CHECKING:
+    from ..core.config import Config
+
+log = logging.getLogger("aksrun.store")
+
+MiB = 1024 * 1024
+MAX_CONCURRENCY = 8  # parallel connections per put/get of a large object
+MAX_SINGLE_PUT_SIZE = 16 * MiB  # at most this many bytes go up in one request
+MAX_BLOCK_SIZE = 4 * MiB  # block size of parallel uploads (50,000 blocks -> 195 GiB max)
+MAX_SINGLE_GET_SIZE = 16 * MiB  # the first GET of a download; the rest in chunks...
+MAX_CHUNK_GET_SIZE = 4 * MiB  # ...of this size, in parallel
+APPEND_BLOCK_LIMIT = 4 * MiB  # the service's limit for one Append Block (older API versions)
+DELETE_BATCH = 256  # the service's limit of sub-requests in one blob batch
+RETRY_TOTAL = 6
+RETRY_BACKOFF = 1  # seconds before the first retry; then 1+2, 1+4, 1+8... (plus jitter)
+CONSISTENT_READ_ATTEMPTS = 3  # re-read when the object is replaced during a download
+ROLE = "Storage Blob Data Contributor"
+
+_CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_T = TypeVar("_T")
+
+
+class BlobStore:
+    """Objects are blobs `<prefix>/<key>` in one container of one storage account."""
+
+    def __init__(
+        self,
+        container: str,
+        prefix: str = "",
+        *,
+        account_url: str | None = None,
+        connection_string: str | None = None,
+        scope_hint: str | None = None,
+        max_concurrency: int = MAX_CONCURRENCY,
+        max_single_put_size: int = MAX_SINGLE_PUT_SIZE,
+        max_block_size: int = MAX_BLOCK_SIZE,
+        max_single_get_size: int = MAX_SINGLE_GET_SIZE,
+        max_chunk_get_size: int = MAX_CHUNK_GET_SIZE,
+        append_block_limit: int = APPEND_BLOCK_LIMIT,
+        retry_total: int = RETRY_TOTAL,
+        retry_backoff: float = RETRY_BACKOFF,
+    ) -> None:
+        """Connect lazily (no request is made here).
+
+        Give `connection_string` (Azurite, key-based accounts) or `account_url` (then the
+        credential is `DefaultAzureCredential()`). `scope_hint` is the ARM id of the storage
+        account, used only in permission-error messages. The size knobs exist so tests can
+        exercise the parallel block path with small objects.
+        """
+        if not _CONTAINER_RE.match(container):
+            raise ConfigError(
+                f"container name {container!r} is not valid for Azure Blob Storage; use 3-63 "
+                "lowercase letters, digits and single '-' (e.g. az://aksrun-alice)."
+            )
+        if bool(account_url) == bool(connection_string):
+            raise ConfigError("BlobStore needs exactly one of account_url or connection_string.")
+        if max_concurrency < 1 or min(max_single_put_size, max_block_size) < 1:
+            raise ConfigError("BlobStore sizes and max_concurrency must be positive.")
+        self.container = container
+        self.prefix = _clean_prefix(prefix)
+        self.url = f"az://{container}/{self.prefix}" if self.prefix else f"az://{container}"
+        self.max_concurrency = max_concurrency
+        self.max_single_put_size = max_single_put_size
+        self.append_block_limit = append_block_limit
+        self._scope_hint = scope_hint
+        self._container_known = False
+
+        from azure.storage.blob import BlobServiceClient
+
+        options: dict[str, Any] = {
+            "max_single_put_size": max_single_put_size,
+            "max_block_size": max_block_size,
+            # Above this block size the SDK re-buffers each block through small reads of a
+            # sub-stream; keeping the "whole block as bytes" path is faster and as lean.
+            "min_large_block_upload_threshold": max_block_size + 1,
+            "max_single_get_size": max_single_get_size,
+            "max_chunk_get_size": max_chunk_get_size,
+            "retry_policy": _retry_policy(retry_total, retry_backoff),
+        }
+        self._credential: Any = None
+        if connection_string:
+            self._service = BlobServiceClient.from_connection_string(connection_string, **options)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential()
+            self._service = BlobServiceClient(account_url, credential=self._credential, **options)
+        self.account_url = self._service.url.rstrip("/")
+        self.account_name: str = self._service.account_name or ""
+        self._container = self._service.get_container_client(container)
+
+    @classmethod
+    def from_url(cls, url: str, config: Config | None = None, **tuning: Any) -> BlobStore:
+        """`az://<container>[/<prefix>]`; the account and how to reach it come from config."""
+        if config is None:
+            from ..core.config import load_config
+
+            config = load_config()
+        parsed = urlsplit(url)
+        if parsed.scheme != "az" or not parsed.netloc:
+            raise ConfigError(f"{url!r} is not a blob store URL; use az://<container>[/<prefix>].")
+        if config.storage_connection_string:
+            return cls(
+                parsed.netloc, parsed.path, connection_string=config.storage_connection_string,
+                scope_hint=_scope(config), **tuning,
+            )
+        if config.storage_account_url:
+            account_url = config.storage_account_url
+        elif config.storage_account:
+            account_url = f"https://{config.storage_account}.blob.core.windows.net"
+        else:
+            raise ConfigError(
+                f"store {url!r} needs a storage account: set AZURE_STORAGE_ACCOUNT (the account "
+                "name) or AKSRUN_STORAGE_ACCOUNT_URL (its blob endpoint), in the environment or "
+                ".env (see .env.example), or AKSRUN_STORAGE_CONNECTION_STRING for Azurite."
+            )
+        return cls(parsed.netloc, parsed.path, account_url=account_url,
+                   scope_hint=_scope(config), **tuning)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.url!r}, account_url={self.account_url!r})"
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def put(self, key: str, data: Buffer | Iterable[Buffer]) -> None:
+        """Write atomically; parts are streamed from their own memory, never joined."""
+        name = self._name(key)
+        parts, rest = _split_known(data, self.max_single_put_size)
+        if rest is None:
+            reader: io.RawIOBase = _PartsReader(parts)
+            length: int | None = reader.size  # type: ignore[attr-defined]
+        else:  # a long iterator of unknown total size: stream it, never materialize it
+            reader, length = _IterReader(itertools.chain(parts, rest)), None
+            self._probe_container(key)
+        blob = self._container.get_blob_client(name)
+        started = time.perf_counter()
+
+        def upload() -> None:
+            if reader.seekable():
+                reader.seek(0)
+            elif reader.tell() != 0:
+                raise StoreError(f"could not write {key!r} to {self._where()}: the upload of a "
+                                 "one-shot iterator failed part way and cannot be repeated.")
+            blob.upload_blob(reader, length=length, overwrite=True,
+                             max_concurrency=self.max_concurrency)
+
+        self._write(key, upload, blob=blob, rewindable=reader.seekable())
+        log.debug("put %s/%s: %s bytes in %.3f s", self.container, name,
+                  length if length is not None else "?", time.perf_counter() - started)
+
+    def put_file(self, key: str, path: str) -> None:
+        """Upload a local file, streamed in parallel blocks."""
+        name = self._name(key)
+        blob = self._container.get_blob_client(name)
+        with open(path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+
+            def upload() -> None:
+                source.seek(0)
+                blob.upload_blob(source, length=size, overwrite=True,
+                                 max_concurrency=self.max_concurrency)
+
+            self._write(key, upload, blob=blob, rewindable=True)
+
+    def append(self, key: str, data: bytes) -> None:
+        """Append to an Append Blob, creating it; data over the block limit goes in pieces.
+
+        An existing block blob at `key` is converted first (rare: only when something was
+        `put` where a log is later appended; not atomic).
+        """
+        name = self._name(key)
+        blob = self._container.get_blob_client(name)
+        view = memoryview(data).cast("B")
+        limit = self.append_block_limit
+        chunks = [view[i : i + limit] for i in range(0, len(view), limit)] or [None]
+        for chunk in chunks:
+            self._append_chunk(key, blob, chunk)
+
+    def _append_chunk(self, key: str, blob: Any, chunk: memoryview | None) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        body = None if chunk is None else chunk.tobytes()
+        with self._errors(key, "append to"):
+            for attempt in range(3):
+                try:
+                    if body is None:  # appending nothing: only make sure the object exists
+                        if not blob.exists():
+                            self._create_append_blob(key, blob)
+                    else:
+                        blob.append_block(body, length=len(body))
+                    return
+                except ResourceNotFoundError:
+                    if attempt == 2:
+                        raise
+                    self._create_append_blob(key, blob)
+                except ResourceExistsError as exc:
+                    if _code(exc) != "InvalidBlobType" or attempt == 2:
+                        raise
+                    self._convert_to_append_blob(key, blob)
+
+    def _create_append_blob(self, key: str, blob: Any) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+
+        for attempt in range(2):
+            try:  # IfMissing: never clobber a log another writer created a moment ago
+                blob.create_append_blob(match_condition=MatchConditions.IfMissing)
+                return
+            except (ResourceExistsError, ResourceModifiedError):
+                return
+            except ResourceNotFoundError as exc:
+                if _code(exc) != "ContainerNotFound" or attempt == 1:
+                    raise
+                self._create_container(key)
+
+    def _convert_to_append_blob(self, key: str, blob: Any) -> None:
+        """Replace a block blob by an append blob with the same bytes."""
+        old = memoryview(self.get(key))
+        blob.create_append_blob()
+        for i in range(0, len(old), self.append_block_limit):
+            piece = old[i : i + self.append_block_limit].tobytes()
+            blob.append_block(piece, length=len(piece))
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytearray:
+        """The whole object in one preallocated buffer (downloaded in parallel, one copy)."""
+        name = self._name(key)
+        blob = self._container.get_blob_client(name)
+        started = time.perf_counter()
+
+        def download() -> bytearray:
+            stream = blob.download_blob(max_concurrency=self.max_concurrency)
+            writer = _BufferWriter(bytearray(stream.size))
+            stream.readinto(writer)
+            return writer.buffer
+
+        buffer = self._consistent_read(key, download)
+        log.debug("get %s/%s: %d bytes in %.3f s", self.container, name, len(buffer),
+                  time.perf_counter() - started)
+        return buffer
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """A byte range; an offset at or past the end gives b'' (how logs are followed)."""
+        from azure.core.exceptions import HttpResponseError
+
+        name = self._name(key)
+        if offset < 0 or (length is not None and length < 0):
+            raise StoreError(f"read of {key!r}: offset and length must not be negative.")
+        blob = self._container.get_blob_client(name)
+        if length == 0:
+            if not self.exists(key):
+                raise self._not_found(key)
+            return b""
+
+        def download() -> bytes:
+            try:
+                return blob.download_blob(
+                    offset=offset, length=length, max_concurrency=self.max_concurrency
+                ).readall()
+            except HttpResponseError as exc:
+                if exc.status_code == 416:  # range starts past the end: the blob exists
+                    return b""
+                raise
+
+        return self._consistent_read(key, download)
+
+    def get_file(self, key: str, path: str) -> None:
+        """Download to `path`, through a temp file beside it, so it appears only when whole."""
+        name = self._name(key)
+        blob = self._container.get_blob_client(name)
+        target = os.path.abspath(path)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+
+                def download() -> None:
+                    out.seek(0)
+                    out.truncate()
+                    blob.download_blob(max_concurrency=self.max_concurrency).readinto(out)
+
+                self._consistent_read(key, download)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def exists(self, key: str) -> bool:
+        blob = self._container.get_blob_client(self._name(key))
+        with self._errors(key, "check"):
+            return bool(blob.exists())
+
+    def size(self, key: str) -> int:
+        blob = self._container.get_blob_client(self._name(key))
+        with self._errors(key, "read the size of"):
+            return int(blob.get_blob_properties().size)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Keys under `prefix` (a plain string prefix, as LocalStore), sorted."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        start = self._full(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        with self._errors(prefix or "/", "list"):
+            try:
+                names = [n[strip:] for n in self._container.list_blob_names(name_starts_with=start)]
+            except ResourceNotFoundError:  # no container yet: nothing stored
+                names = []
+        return iter(sorted(names))
+
+    # ---- deleting ------------------------------------------------------------------------
+
+    def delete(self, prefix: str) -> int:
+        """Delete one key, or every key under `prefix/`; returns how many objects went."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = self._name(prefix)
+        if not prefix.endswith("/"):
+            with self._errors(prefix, "delete"):
+                try:
+                    self._container.get_blob_client(name).delete_blob()
+                    return 1
+                except ResourceNotFoundError:
+                    pass
+        with self._errors(prefix, "delete"):
+            try:
+                names = list(self._container.list_blob_names(name_starts_with=name + "/"))
+            except ResourceNotFoundError:
+                return 0
+            return self._delete_many(names)
+
+    def _delete_many(self, names: list[str]) -> int:
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+        count = 0
+        for i in range(0, len(names), DELETE_BATCH):
+            batch = names[i : i + DELETE_BATCH]
+            try:
+                responses = self._container.delete_blobs(*batch, raise_on_any_failure=False)
+                count += sum(1 for r in responses if r.status_code == 202)
+            except ClientAuthenticationError:
+                raise
+            except HttpResponseError as exc:  # no batch API here: one request per blob
+                log.debug("blob batch delete refused (%s); deleting one by one", _code(exc))
+                count += self._delete_each(batch)
+        return count
+
+    def _delete_each(self, names: list[str]) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def one(name: str) -> int:
+            try:
+                self._container.get_blob_client(name).delete_blob()
+                return 1
+            except ResourceNotFoundError:
+                return 0
+
+        with ThreadPoolExecutor(self.max_concurrency) as pool:
+            return sum(pool.map(one, names))
+
+    def close(self) -> None:
+        """Close connection pools (the store is unusable afterwards)."""
+        self._service.close()
+        if self._credential is not None:
+            self._credential.close()
+
+    def __enter__(self) -> BlobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        """The blob name of a key, with the same key rules as LocalStore."""
+        if (
+            not isinstance(key, str)
+            or not key
+            or key.startswith("/")
+            or "\\" in key
+            or any(part in ("", ".", "..") for part in key.rstrip("/").split("/"))
+        ):
+            raise StoreError(f"{key!r} is not a valid store key (relative, '/'-separated).")
+        return self._full(key.rstrip("/"))
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _where(self) -> str:
+        return f"container {self.container!r} of {self.account_url} (store {self.url})"
+
+    def _not_found(self, key: str) -> ObjectNotFoundError:
+        return ObjectNotFoundError(f"no object {key!r} in {self._where()}")
+
+    def _write(self, key: str, operation: Callable[[], None], *, blob: Any,
+               rewindable: bool) -> None:
+        """Run a write; create the container if missing, replace an append blob in the way."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        with self._errors(key, "write"):
+            for attempt in range(3):
+                try:
+                    operation()
+                    self._container_known = True
+                    return
+                except ResourceNotFoundError as exc:
+                    if _code(exc) != "ContainerNotFound" or attempt == 2:
+                        raise
+                    self._create_container(key)
+                except ResourceExistsError as exc:  # block upload over an append blob
+                    if _code(exc) != "InvalidBlobType" or attempt == 2 or not rewindable:
+                        raise
+                    with contextlib.suppress(ResourceNotFoundError):
+                        blob.delete_blob()
+
+    def _create_container(self, key: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        try:
+            self._container.create_container()
+            log.info("created container %r in %s", self.container, self.account_url)
+        except ResourceExistsError:
+            pass
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise StoreError(
+                    f"container {self.container!r} does not exist in {self.account_url} and "
+                    f"this identity may not create it ({_code(exc)}). Grant it {ROLE} on "
+                    f"{self._account_scope()} (or create the container, e.g. with `aksrun admin "
+                    "add-user`), then retry."
+                ) from None
+            raise
+        self._container_known = True
+
+    def _probe_container(self, key: str) -> None:
+        """Before streaming a one-shot iterator, make sure the container exists (a failed
+        first block could not be sent again)."""
+        if self._container_known:
+            return
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        with self._errors(key, "write"):
+            try:
+                self._container.get_container_properties()
+            except ResourceNotFoundError:
+                self._create_container(key)
+            except HttpResponseError as exc:
+                if exc.status_code != 403:  # may write blobs but not read the container
+                    raise
+        self._container_known = True
+
+    def _consistent_read(self, key: str, download: Callable[[], _T]) -> _T:
+        """Run a download again if the object was replaced mid-way (the SDK pins the ETag)."""
+        from azure.core.exceptions import ResourceModifiedError
+
+        with self._errors(key, "read"):
+            for attempt in range(CONSISTENT_READ_ATTEMPTS):
+                try:
+                    return download()
+                except ResourceModifiedError:
+                    if attempt == CONSISTENT_READ_ATTEMPTS - 1:
+                        raise
+                    log.debug("%s changed while being read; reading it again", key)
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _errors(self, key: str, action: str) -> Iterator[None]:
+        """Turn SDK exceptions into StoreErrors that say which object, why, and the fix."""
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+        )
+
+        try:
+            yield
+        except StoreError:
+            raise
+        except ResourceNotFoundError as exc:
+            if _code(exc) in ("BlobNotFound", "ContainerNotFound", None):
+                raise self._not_found(key) from None
+            raise self._failure(key, action, exc) from None
+        except ClientAuthenticationError as exc:
+            if getattr(exc, "response", None) is None:  # from the credential, not the service
+                raise StoreError(_credential_message(self.account_url, exc)) from None
+            raise self._failure(key, action, exc) from None
+        except HttpResponseError as exc:
+            raise self._failure(key, action, exc) from None
+        except ServiceRequestError as exc:
+            raise StoreError(
+                f"could not reach {self.account_url} to {action} {key!r}: {exc.message}. "
+                "Check the account name/URL and the network (a private endpoint or firewall?)."
+            ) from None
+        except AzureError as exc:
+            raise StoreError(f"could not {action} {key!r} in {self._where()}: {exc}") from None
+
+    def _failure(self, key: str, action: str, exc: Any) -> StoreError:
+        code = _code(exc)
+        status = getattr(exc, "status_code", None)
+        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch") or (
+            status == 403 and code == "AuthorizationFailure" and self._credential is not None
+        ):
+            return StoreError(
+                f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity in "
+                f"use lacks a data role there. Grant it {ROLE} on {self._container_scope()} "
+                "(`aksrun admin add-user` does this), then retry; role assignments take a few "
+                "minutes to apply."
+            )
+        if status == 403:
+            return StoreError(
+                f"the storage account refused to {action} {key!r} in {self._where()} "
+                f"({code or status}): the account key, SAS or connection string was rejected, "
+                "or the account blocks this network or shared-key access. Check "
+                "AKSRUN_STORAGE_CONNECTION_STRING, or unset it to use DefaultAzureCredential "
+                f"(then {ROLE} on {self._container_scope()} is needed)."
+            )
+        reason = (getattr(exc, "reason", None) or "").strip()
+        return StoreError(
+            f"could not {action} {key!r} in {self._where()}: HTTP {status} {code or reason}: "
+            f"{_first_line(getattr(exc, 'message', None) or str(exc))}"
+        )
+
+    def _account_scope(self) -> str:
+        return self._scope_hint or (
+            "/subscriptions/<subscription-id>/resourceGroups/<resource-group>/providers/"
+            f"Microsoft.Storage/storageAccounts/{self.account_name or '<account>'}"
+        )
+
+    def _container_scope(self) -> str:
+        return f"{self._account_scope()}/blobServices/default/containers/{self.container}"
+
+
+# ---- streams -------------------------------------------------------------------------------
+
+
+class _PartsReader(io.RawIOBase):
+    """A seekable stream over buffers, read in place (seekable, so SDK retries can rewind)."""
+
+    def __init__(self, parts: Iterable[Buffer]) -> None:
+        super().__init__()
+        self._views = [v for v in (_bytes_view(p) for p in parts) if len(v)]
+        self._starts = list(itertools.accumulate((len(v) for v in self._views), initial=0))
+        self.size = self._starts[-1]
+        self._pos = 0
+        self._index = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        self._index = 0
+        return self._pos
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _pieces(self, count: int) -> Iterator[memoryview]:
+        """Slices of the parts covering the next `count` bytes (advances the position)."""
+        while count > 0 and self._pos < self.size:
+            while self._starts[self._index + 1] <= self._pos:
+                self._index += 1
+            view = self._views[self._index]
+            start = self._pos - self._starts[self._index]
+            piece = view[start : start + count]
+            self._pos += len(piece)
+            count -= len(piece)
+            yield piece
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        for piece in self._pieces(len(target)):
+            target[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        return filled
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Bytes straight from the parts: one copy (RawIOBase.read would make two)."""
+        if size is None or size < 0:
+            size = self.size - self._pos
+        pieces = list(self._pieces(size))
+        return pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+
+class _IterReader(io.RawIOBase):
+    """A one-way stream over an iterator of buffers (total size unknown)."""
+
+    def __init__(self, parts: Iterator[Buffer]) -> None:
+        super().__init__()
+        self._parts = parts
+        self._current = memoryview(b"")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        out: list[memoryview] = []
+        want = float("inf") if size is None or size < 0 else size
+        got = 0
+        while got < want:
+            if not len(self._current):
+                part = next(self._parts, None)
+                if part is None:
+                    break
+                self._current = _bytes_view(part)
+                continue
+            take = self._current[: int(min(want - got, len(self._current)))]
+            self._current = self._current[len(take) :]
+            out.append(take)
+            got += len(take)
+        self._pos += got
+        return out[0].tobytes() if len(out) == 1 else b"".join(out)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
+class _BufferWriter(io.RawIOBase):
+    """A seekable writer into a preallocated bytearray (parallel download target)."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        super().__init__()
+        self.buffer = buffer
+        self._view = memoryview(buffer)
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self.buffer)}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        end = self._pos + len(view)
+        if end > len(self._view):
+            raise StoreError("the object grew while it was being downloaded; read it again.")
+        self._view[self._pos : end] = view
+        self._pos = end
+        return len(view)
+
+
+# ---- module helpers -------------------------------------------------------------------------
+
+
+def _bytes_view(part: Buffer) -> memoryview:
+    view = memoryview(part)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _split_known(data: Buffer | Iterable[Buffer], limit: int) -> tuple[list[Buffer], Any]:
+    """The parts, and None if that is all of them; or the parts read so far (over `limit`
+    bytes) and the rest of the iterator."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return [data], None
+    if isinstance(data, list | tuple):
+        return list(data), None
+    iterator = iter(data)
+    parts: list[Buffer] = []
+    total = 0
+    for part in iterator:
+        parts.append(part)
+        total += memoryview(part).nbytes
+        if total > limit:
+            return parts, iterator
+    return parts, None
+
+
+def _clean_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    if prefix and any(p in ("", ".", "..") or "\\" in p for p in prefix.split("/")):
+        raise ConfigError(f"store prefix {prefix!r} is not valid; use 'a/b' style names.")
+    return prefix
+
+
+def _code(exc: Any) -> str | None:
+    code = getattr(exc, "error_code", None)
+    return None if code is None else str(getattr(code, "value", code))
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _scope(config: Config) -> str | None:
+    if not (config.subscription_id and config.resource_group and config.storage_account):
+        return None
+    return (
+        f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}"
+        f"/providers/Microsoft.Storage/storageAccounts/{config.storage_account}"
+    )
+
+
+def _credential_message(account_url: str, exc: Exception) -> str:
+    detail = " ".join(str(getattr(exc, "message", None) or exc).split())
+    return (
+        f"could not get a token for {account_url}: DefaultAzureCredential tried its sources "
+        "in order - environment (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), "
+        "workload identity (AZURE_FEDERATED_TOKEN_FILE, in an AKS pod), managed identity, "
+        "Azure CLI, Azure PowerShell, Azure Developer CLI - and none gave a token. On a "
+        "laptop run `az login`; in CI set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET; "
+        "in a pod check the service account's workload identity. For Azurite set "
+        f"AKSRUN_STORAGE_CONNECTION_STRING instead. Details: {detail}"
+    )
+
+
+_RETRY_CLASS: Any = None
+
+
+def _retry_policy(total: int, backoff: float) -> Any:
+    """The SDK's ExponentialRetry, with each retry logged (it logs none itself)."""
+    global _RETRY_CLASS
+    if _RETRY_CLASS is None:
+        from azure.core.exceptions import ClientAuthenticationError
+        from azure.storage.blob import ExponentialRetry
+
+        class LoggedExponentialRetry(ExponentialRetry):
+            def increment(self, settings: dict, request: Any, response: Any = None,
+                          error: Any = None) -> bool:
+                if isinstance(error, ClientAuthenticationError) and response is None:
+                    return False  # no token: DefaultAzureCredential already tried every source
+                again = super().increment(settings, request, response=response, error=error)
+                if again:
+                    if response is not None:
+                        reason = f"HTTP {response.status_code}"
+                    else:
+                        reason = f"{type(error).__name__}: {error}"
+                    log.debug(
+                        "retry %d/%d of %s %s after %s", settings["count"],
+                        self.total_retries, request.method, _redact(request.url), reason,
+                    )
+                return again
+
+        _RETRY_CLASS = LoggedExponentialRetry
+    return _RETRY_CLASS(
+        initial_backoff=backoff, increment_base=2, retry_total=total,
+        random_jitter_range=min(3, backoff),
+    )
+
+
+def _redact(url: str) -> str:
+    """A request URL without its query (which may hold a SAS signature)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
