@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import aksrun
@@ -56,7 +58,12 @@ def test_tampered_input_fails_the_job_with_integrity_error(tampering):
     with pytest.raises(aksrun.IntegrityError, match="sha256"):
         fut.result(timeout=120)
     assert not client.store.exists(jobmod.output_key(fut.job_id, 0))
-    assert client.status(fut.job_id).state == "failed"
+    for _ in range(100):  # the job-level record follows the task's failure within moments
+        if client.status(fut.job_id).state == "failed":
+            break
+        time.sleep(0.05)
+    status = client.status(fut.job_id)
+    assert status.state == "failed" and status.reason == "IntegrityError"
 
 
 def test_tampered_output_raises_integrity_error_in_client(tampering):

@@ -25,6 +25,7 @@ import io
 import itertools
 import logging
 import os
+import random
 import re
 import tempfile
 import time
@@ -49,7 +50,7 @@ MAX_CHUNK_GET_SIZE = 4 * MiB  # ...of this size, in parallel
 APPEND_BLOCK_LIMIT = 4 * MiB  # the service's limit for one Append Block (older API versions)
 DELETE_BATCH = 256  # the service's limit of sub-requests in one blob batch
 RETRY_TOTAL = 6
-RETRY_BACKOFF = 1  # seconds before the first retry; then 1+2, 1+4, 1+8... (plus jitter)
+RETRY_BACKOFF = 1.0  # seconds before the first retry, doubling: 1+2+4+8+16+32 s at most
 CONSISTENT_READ_ATTEMPTS = 3  # re-read when the object is replaced during a download
 ROLE = "Storage Blob Data Contributor"
 
@@ -67,7 +68,8 @@ class BlobStore:
         *,
         account_url: str | None = None,
         connection_string: str | None = None,
-        scope_hint: str | None = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
         max_single_put_size: int = MAX_SINGLE_PUT_SIZE,
         max_block_size: int = MAX_BLOCK_SIZE,
@@ -80,9 +82,9 @@ class BlobStore:
         """Connect lazily (no request is made here).
 
         Give `connection_string` (Azurite, key-based accounts) or `account_url` (then the
-        credential is `DefaultAzureCredential()`). `scope_hint` is the ARM id of the storage
-        account, used only in permission-error messages. The size knobs exist so tests can
-        exercise the parallel block path with small objects.
+        credential is `DefaultAzureCredential()`). `subscription_id` and `resource_group` only
+        make permission-error messages name the exact role-assignment scope. The size knobs
+        exist so tests can exercise the parallel block path with small objects.
         """
         if not _CONTAINER_RE.match(container):
             raise ConfigError(
@@ -99,7 +101,8 @@ class BlobStore:
         self.max_concurrency = max_concurrency
         self.max_single_put_size = max_single_put_size
         self.append_block_limit = append_block_limit
-        self._scope_hint = scope_hint
+        self._subscription_id = subscription_id
+        self._resource_group = resource_group
         self._container_known = False
 
         from azure.storage.blob import BlobServiceClient
@@ -122,7 +125,7 @@ class BlobStore:
 
             self._credential = DefaultAzureCredential()
             self._service = BlobServiceClient(account_url, credential=self._credential, **options)
-        self.account_url = self._service.url.rstrip("/")
+        self.account_url = _redact(self._service.url).rstrip("/")  # no SAS in messages
         self.account_name: str = self._service.account_name or ""
         self._container = self._service.get_container_client(container)
 
@@ -139,7 +142,8 @@ class BlobStore:
         if config.storage_connection_string:
             return cls(
                 parsed.netloc, parsed.path, connection_string=config.storage_connection_string,
-                scope_hint=_scope(config), **tuning,
+                subscription_id=config.subscription_id, resource_group=config.resource_group,
+                **tuning,
             )
         if config.storage_account_url:
             account_url = config.storage_account_url
@@ -151,8 +155,11 @@ class BlobStore:
                 "name) or AKSRUN_STORAGE_ACCOUNT_URL (its blob endpoint), in the environment or "
                 ".env (see .env.example), or AKSRUN_STORAGE_CONNECTION_STRING for Azurite."
             )
-        return cls(parsed.netloc, parsed.path, account_url=account_url,
-                   scope_hint=_scope(config), **tuning)
+        return cls(
+            parsed.netloc, parsed.path, account_url=account_url,
+            subscription_id=config.subscription_id, resource_group=config.resource_group,
+            **tuning,
+        )
 
     def __repr__(self) -> str:
         return f"BlobStore({self.url!r}, account_url={self.account_url!r})"
@@ -548,8 +555,8 @@ class BlobStore:
             status == 403 and code == "AuthorizationFailure" and self._credential is not None
         ):
             return StoreError(
-                f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity in "
-                f"use lacks a data role there. Grant it {ROLE} on {self._container_scope()} "
+                f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity "
+                f"(or SAS) in use lacks permission there. Grant it {ROLE} on {self._container_scope()} "
                 "(`aksrun admin add-user` does this), then retry; role assignments take a few "
                 "minutes to apply."
             )
@@ -568,9 +575,11 @@ class BlobStore:
         )
 
     def _account_scope(self) -> str:
-        return self._scope_hint or (
-            "/subscriptions/<subscription-id>/resourceGroups/<resource-group>/providers/"
-            f"Microsoft.Storage/storageAccounts/{self.account_name or '<account>'}"
+        """The ARM id of the account, as `az role assignment create --scope` wants it."""
+        return (
+            f"/subscriptions/{self._subscription_id or '<subscription-id>'}"
+            f"/resourceGroups/{self._resource_group or '<resource-group>'}"
+            f"/providers/Microsoft.Storage/storageAccounts/{self.account_name or '<account>'}"
         )
 
     def _container_scope(self) -> str:
@@ -754,15 +763,6 @@ def _first_line(text: str) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-def _scope(config: Config) -> str | None:
-    if not (config.subscription_id and config.resource_group and config.storage_account):
-        return None
-    return (
-        f"/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}"
-        f"/providers/Microsoft.Storage/storageAccounts/{config.storage_account}"
-    )
-
-
 def _credential_message(account_url: str, exc: Exception) -> str:
     detail = " ".join(str(getattr(exc, "message", None) or exc).split())
     return (
@@ -803,11 +803,13 @@ def _retry_policy(total: int, backoff: float) -> Any:
                     )
                 return again
 
+            def get_backoff_time(self, settings: dict) -> float:
+                """backoff x 1, 2, 4, 8... with +-20% jitter (0 means retry at once)."""
+                base = self.initial_backoff * 2 ** max(0, settings["count"] - 1)
+                return random.uniform(0.8 * base, 1.2 * base) if base > 0 else 0.0
+
         _RETRY_CLASS = LoggedExponentialRetry
-    return _RETRY_CLASS(
-        initial_backoff=backoff, increment_base=2, retry_total=total,
-        random_jitter_range=min(3, backoff),
-    )
+    return _RETRY_CLASS(initial_backoff=backoff, increment_base=2, retry_total=total)
 
 
 def _redact(url: str) -> str:

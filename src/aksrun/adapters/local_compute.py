@@ -58,18 +58,22 @@ class LocalCompute:
             "slot_count": self.max_parallel,
         }
         _write_json(folder / "launch.json", spec)
+        wake_r, wake_w = os.pipe()  # the supervisor writes a byte per event: no polling
         with open(folder / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "aksrun.adapters.local_supervisor", str(folder)],
+                [sys.executable, "-m", "aksrun.adapters.local_supervisor", str(folder),
+                 str(wake_w)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the client's Ctrl+C and exit
                 close_fds=True,
+                pass_fds=(wake_w,),
             )
+        os.close(wake_w)
         (folder / "supervisor.pid").write_text(str(proc.pid))
         _reap_later(proc)
-        return JobHandle(request.job_id, self.name, {"folder": str(folder)})
+        return JobHandle(request.job_id, self.name, {"folder": str(folder), "wake_fd": wake_r})
 
     def attach(self, job_id: str) -> JobHandle:
         folder = self.jobs / job_id
@@ -80,10 +84,19 @@ class LocalCompute:
     # --- watching --------------------------------------------------------------------------
 
     def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+        """Tail `events.jsonl`. The launching client is woken through a pipe at each event;
+        a re-attached client, which has no pipe, re-reads the file with a short backoff."""
         folder = Path(handle.data["folder"])
         path = folder / "events.jsonl"
-        offset, pending, idle = 0, b"", 0.001
+        wake = _Wake(handle.data.get("wake_fd"))
+        offset, pending = 0, b""
         started = time.monotonic()
+        try:
+            yield from self._tail_events(folder, path, wake, offset, pending, started)
+        finally:
+            wake.close()
+
+    def _tail_events(self, folder, path, wake, offset, pending, started):
         while True:
             chunk = b""
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
@@ -98,7 +111,6 @@ class LocalCompute:
                     yield event
                     if event.kind in TERMINAL:
                         return
-                idle = 0.001
                 continue
             if not _supervisor_alive(folder) and time.monotonic() - started > 2.0:
                 # One more read: the supervisor may have written its last line and exited.
@@ -113,8 +125,7 @@ class LocalCompute:
                     f"(see {folder / 'supervisor.log'}); re-submit the job.",
                 )
                 return
-            time.sleep(idle)
-            idle = min(idle * 2, 0.05)
+            wake.wait()
 
     def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
         folder = Path(handle.data["folder"]) / "tasks"
@@ -154,6 +165,30 @@ class LocalCompute:
         if _supervisor_alive(folder):
             self.cancel(handle)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Wake:
+    """Blocks until the supervisor signals an event (pipe), or a backoff passes."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd, self.idle = fd, 0.005
+
+    def wait(self) -> None:
+        if self.fd is None:
+            time.sleep(self.idle)
+            self.idle = min(self.idle * 2, 0.2)
+            return
+        import select
+
+        readable, _, _ = select.select([self.fd], [], [], 1.0)
+        if readable and not os.read(self.fd, 4096):
+            self.close()  # the supervisor exited; the file holds the rest
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
 
 
 def _finished(handle: JobHandle) -> bool:

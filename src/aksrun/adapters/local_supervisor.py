@@ -1,23 +1,27 @@
 """The local Job controller: `python -m aksrun.adapters.local_supervisor JOB_FOLDER`.
 
-Runs each task's runner as a subprocess in its own process group, at most `parallelism` at
-once and, unless the job asked for its own parallelism, within the machine-wide slots shared
-by every local job (one flock'ed file per slot). Mirrors the Kubernetes Job semantics the
-client relies on: infrastructure faults are retried per index (backoffLimitPerIndex), the
-runner's integrity and version exit codes fail the job at once (podFailurePolicy FailJob),
-and a deadline backstops the whole job (activeDeadlineSeconds).
+Runs each task's runner in its own process group, at most `parallelism` at once and within
+the machine-wide slots shared by every local job (one flock'ed file per slot). It mirrors
+the Kubernetes Job semantics the client relies on: infrastructure faults are retried per
+index (backoffLimitPerIndex), the runner's integrity and version exit codes fail the job at
+once (podFailurePolicy FailJob), and a deadline backstops the whole job.
+
+Runners are forked from this process after it has imported the runner and cloudpickle (a
+fork server, as multiprocessing's): each runner is a fresh process in its own session that
+runs the same entrypoint as `python -m aksrun.runner` in a pod, without paying for an
+interpreter start. The supervisor stays single-threaded (signals wake a select loop), so
+forking is safe.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
-import queue
+import select
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,21 +31,29 @@ _FATAL_REASON = {10: "IntegrityError", 11: "VersionMismatch", 12: "RunnerUsage"}
 
 
 class Supervisor:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, notify_fd: int | None = None) -> None:
         self.folder = folder
+        self.notify_fd = notify_fd
         self.spec = json.loads((folder / "launch.json").read_text())
-        self.events = open(folder / "events.jsonl", "ab", buffering=0)  # noqa: SIM115 (lives as long as the process)
-        self.exits: queue.Queue = queue.Queue()
-        self.running: dict[int, tuple[subprocess.Popen, int, Path, int | None]] = {}
+        self.events = open(folder / "events.jsonl", "ab", buffering=0)  # noqa: SIM115
+        self.running: dict[int, tuple[int, int, Path, int | None]] = {}  # pid -> task
         self.cancelled = False
         self.slots = _Slots(
             Path(self.spec["slots"]), max(self.spec["slot_count"], self.spec["parallelism"])
         )
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
 
     def emit(self, kind: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
         line = json.dumps({"kind": kind, "time": time.time(), **fields}) + "\n"
         self.events.write(line.encode())
+        if self.notify_fd is not None:
+            try:
+                os.write(self.notify_fd, b".")
+            except OSError:  # the client went away: the file is the record
+                os.close(self.notify_fd)
+                self.notify_fd = None
 
     def run(self) -> int:
         spec = self.spec
@@ -54,6 +66,11 @@ class Supervisor:
         while pending or self.running:
             if self.cancelled or (self.folder / "cancel").exists():
                 return self.stop("job_cancelled", "Cancelled", "the job was cancelled")
+            if deadline is not None and time.monotonic() - started >= deadline:
+                return self.stop(
+                    "job_failed", "DeadlineExceeded",
+                    f"the job ran longer than its deadline ({deadline:g}s) and was stopped",
+                )
             starved = False
             while pending and len(self.running) < spec["parallelism"]:
                 slot = self.slots.acquire()
@@ -62,46 +79,18 @@ class Supervisor:
                     break
                 index = pending.pop(0)
                 self.start(index, attempts[index], slot)
-            wait = 0.02 if starved else None
-            if deadline is not None:
-                left = max(0.0, deadline - (time.monotonic() - started))
-                wait = left if wait is None else min(wait, left)
-            try:
-                index, code = self.exits.get(timeout=wait)
-            except queue.Empty:
-                if deadline is not None and time.monotonic() - started >= deadline:
-                    return self.stop(
-                        "job_failed", "DeadlineExceeded",
-                        f"the job ran longer than its deadline ({deadline:g}s) and was stopped",
-                    )
-                continue
-            if index is None:  # cancel signal
-                continue
-            _proc, attempt, task_dir, slot = self.running.pop(index)
-            self.slots.release(slot)
-            message = _termination(task_dir)
-            if code == EXIT_OK and message.get("digest"):
-                self.emit("succeeded", index=index, attempt=attempt, digest=message["digest"],
-                          errors=message.get("errors", 0))
-                continue
-            if code in FATAL_EXIT_CODES:
-                reason = _FATAL_REASON.get(code, "Fatal")
-                self.emit("failed", index=index, attempt=attempt, reason=reason,
-                          message=message.get("message"))
-                return self.stop("job_failed", reason, message.get("message") or reason)
-            if code == EXIT_TIMEOUT:
-                self.emit("failed", index=index, attempt=attempt, reason="DeadlineExceeded",
-                          message=message.get("message"))
-                failed.add(index)
-                continue
-            reason, text = _describe_exit(code, message, task_dir)
-            if attempts[index] < limit:
-                attempts[index] += 1
-                self.emit("retrying", index=index, attempt=attempt, reason=reason, message=text)
-                pending.insert(0, index)
-            else:
-                self.emit("failed", index=index, attempt=attempt, reason=reason, message=text)
-                failed.add(index)
+            for index, code in self.reap(self.wait_time(starved, deadline, started)):
+                pid_task = self.finished.pop(index)
+                _pid, attempt, task_dir, slot = pid_task
+                self.slots.release(slot)
+                outcome = self.judge(index, attempt, task_dir, code, attempts[index] < limit)
+                if outcome == "fatal":
+                    return self.stop("job_failed", self.fatal[0], self.fatal[1])
+                if outcome == "retry":
+                    attempts[index] += 1
+                    pending.insert(0, index)
+                elif outcome == "failed":
+                    failed.add(index)
         if failed:
             return self.stop(
                 "job_failed", "FailedIndexes",
@@ -111,45 +100,132 @@ class Supervisor:
         self.emit("job_succeeded")
         return 0
 
+    def judge(self, index: int, attempt: int, task_dir: Path, code: int, may_retry: bool) -> str:
+        message = _termination(task_dir)
+        if code == EXIT_OK and message.get("digest"):
+            self.emit("succeeded", index=index, attempt=attempt, digest=message["digest"],
+                      errors=message.get("errors", 0))
+            return "ok"
+        if code in FATAL_EXIT_CODES:
+            reason = _FATAL_REASON.get(code, "Fatal")
+            self.emit("failed", index=index, attempt=attempt, reason=reason,
+                      message=message.get("message"))
+            self.fatal = (reason, message.get("message") or reason)
+            return "fatal"
+        if code == EXIT_TIMEOUT:
+            self.emit("failed", index=index, attempt=attempt, reason="DeadlineExceeded",
+                      message=message.get("message"))
+            return "failed"
+        reason, text = _describe_exit(code, message, task_dir)
+        kind = "retrying" if may_retry else "failed"
+        self.emit(kind, index=index, attempt=attempt, reason=reason, message=text)
+        return "retry" if may_retry else "failed"
+
+    def wait_time(self, starved: bool, deadline: float | None, started: float) -> float | None:
+        wait = 0.02 if starved else None
+        if deadline is not None:
+            left = max(0.0, deadline - (time.monotonic() - started))
+            wait = left if wait is None else min(wait, left)
+        return wait
+
     def start(self, index: int, attempt: int, slot: int | None) -> None:
         task_dir = self.folder / "tasks" / f"{index:05d}-{attempt}"
         task_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(self.spec["env"])
-        env.update(
-            AKSRUN_STORE=self.spec["store_url"],
-            AKSRUN_JOB_ID=self.spec["job_id"],
-            AKSRUN_JOB_DIGEST=self.spec["job_digest"],
-            JOB_COMPLETION_INDEX=str(index),
-            AKSRUN_TERMINATION_LOG=str(task_dir / "termination-log"),
-            PYTHONUNBUFFERED="1",
-        )
-        with open(task_dir / "output.log", "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "aksrun.runner"],
-                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )
-        self.running[index] = (proc, attempt, task_dir, slot)
-        self.emit("started", index=index, attempt=attempt, pid=proc.pid)
-        threading.Thread(target=self._wait, args=(index, proc), daemon=True).start()
+        env = {
+            **self.spec["env"],
+            "AKSRUN_STORE": self.spec["store_url"],
+            "AKSRUN_JOB_ID": self.spec["job_id"],
+            "AKSRUN_JOB_DIGEST": self.spec["job_digest"],
+            "JOB_COMPLETION_INDEX": str(index),
+            "AKSRUN_TERMINATION_LOG": str(task_dir / "termination-log"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_fd = os.open(task_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        pid = os.fork()
+        if pid == 0:  # the runner
+            code = 1
+            try:
+                if self.notify_fd is not None:
+                    os.close(self.notify_fd)
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+                os.setsid()
+                _reset_signals()
+                os.dup2(log_fd, 1)
+                os.dup2(log_fd, 2)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.environ.update(env)
+                sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+                from ..runner.main import main
 
-    def _wait(self, index: int, proc: subprocess.Popen) -> None:
-        self.exits.put((index, proc.wait()))
+                code = main()
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        os.close(log_fd)
+        self.running[pid] = (index, attempt, task_dir, slot)
+        self.emit("started", index=index, attempt=attempt, pid=pid)
+
+    def reap(self, timeout: float | None) -> list[tuple[int, int]]:
+        """Wait (without polling) for a runner to exit or a signal; return (index, code)."""
+        done = self._collect()
+        if not done and not self.cancelled:
+            try:
+                select.select([self.wake_r], [], [], timeout)
+            except InterruptedError:
+                pass
+            _drain(self.wake_r)
+            done = self._collect()
+        return done
+
+    def _collect(self) -> list[tuple[int, int]]:
+        done = []
+        self.finished = getattr(self, "finished", {})
+        while self.running:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            task = self.running.pop(pid, None)
+            if task is None:
+                continue
+            index, attempt, task_dir, slot = task
+            self.finished[index] = (pid, attempt, task_dir, slot)
+            done.append((index, os.waitstatus_to_exitcode(status)))
+        return done
 
     def stop(self, kind: str, reason: str, message: str) -> int:
-        for proc, *_ in self.running.values():
-            _kill_group(proc)
-        for proc, _attempt, _dir, slot in self.running.values():
-            proc.wait()
+        for pid in list(self.running):
+            _kill_group(pid)
+        for pid, (_i, _a, _d, slot) in list(self.running.items()):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
             self.slots.release(slot)
         self.running.clear()
         self.emit(kind, reason=reason, message=message)
         return 0 if kind != "job_failed" else 1
 
-    def on_sigterm(self, signum, frame) -> None:
-        self.cancelled = True
-        self.exits.put((None, None))
+    def on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGTERM:
+            self.cancelled = True
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                raise
 
 
 class _Slots:
@@ -170,6 +246,7 @@ class _Slots:
             except BlockingIOError:
                 os.close(fd)
                 continue
+            os.set_inheritable(fd, False)
             self.held[slot] = fd
             return slot
         return None
@@ -178,6 +255,21 @@ class _Slots:
         fd = self.held.pop(slot, None) if slot is not None else None
         if fd is not None:
             os.close(fd)
+
+
+def _reset_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+
+
+def _drain(fd: int) -> None:
+    os.set_blocking(fd, False)
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _termination(task_dir: Path) -> dict:
@@ -189,7 +281,10 @@ def _termination(task_dir: Path) -> dict:
 
 def _describe_exit(code: int, message: dict, task_dir: Path) -> tuple[str, str]:
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
         return "Killed", f"the runner was killed by signal {name}"
     if message.get("error"):
         return message["error"], message.get("message") or message["error"]
@@ -201,18 +296,33 @@ def _describe_exit(code: int, message: dict, task_dir: Path) -> tuple[str, str]:
     return "Error", f"the runner exited with code {code}" + (f":\n{tail}" if tail else "")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(pid: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
+def _warm_up(store_url: str) -> None:
+    """Import what every runner needs once, before forking them."""
+    import cloudpickle  # noqa: F401
+    import tblib.pickling_support  # noqa: F401
+
+    from ..core.backends import open_store
+    from ..runner import logtee, main  # noqa: F401
+
+    open_store(store_url)
+
+
 def main() -> int:
     folder = Path(sys.argv[1])
-    supervisor = Supervisor(folder)
-    signal.signal(signal.SIGTERM, supervisor.on_sigterm)
+    notify_fd = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    supervisor = Supervisor(folder, notify_fd)
+    signal.signal(signal.SIGTERM, supervisor.on_signal)
+    signal.signal(signal.SIGCHLD, supervisor.on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _warm_up(supervisor.spec["store_url"])
     return supervisor.run()
 
 

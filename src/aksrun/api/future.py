@@ -46,15 +46,12 @@ class Future(cf.Future):
                 return False
             if self._state == CANCELLED_AND_NOTIFIED:
                 return True
-        self._run.cancel()
-        with self._condition:
-            if self._state == FINISHED:
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
+            self._state = CANCELLED_AND_NOTIFIED  # before the remote cancel reports back
             for waiter in self._waiters:
                 waiter.add_cancelled(self)
             self._condition.notify_all()
         self._invoke_callbacks()
+        self._run.cancel()
         return True
 
     def __repr__(self) -> str:

@@ -9,7 +9,8 @@ from ..errors import ConfigError
 from .config import Config
 
 if TYPE_CHECKING:
-    from ..ports import Compute, Store
+    from ..ports.compute import Compute
+    from ..ports.store import Store
 
 
 def open_store(url: str, config: Config | None = None) -> Store:

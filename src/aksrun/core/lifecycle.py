@@ -23,7 +23,8 @@ from ..errors import (
     JobFailedError,
     UnknownJobError,
 )
-from ..ports import Compute, JobHandle, JobStatus, LaunchRequest, Store, TaskEvent
+from ..ports.compute import Compute, JobHandle, JobStatus, LaunchRequest, TaskEvent
+from ..ports.store import Store
 from . import job as jobmod
 from .envelope import loads
 from .ids import check_job_id, new_job_id

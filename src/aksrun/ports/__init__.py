@@ -1,7 +1,6 @@
-"""The two ports every backend plugs into: where bytes live (Store) and where runners run
-(Compute). The client lifecycle only ever talks to these protocols."""
+"""The two ports every backend plugs into: where bytes live (`store.Store`) and where runners
+run (`compute.Compute`). The client lifecycle only ever talks to these protocols.
 
-from .compute import Compute, JobHandle, JobStatus, LaunchRequest, TaskEvent
-from .store import Store
-
-__all__ = ["Compute", "JobHandle", "JobStatus", "LaunchRequest", "Store", "TaskEvent"]
+Submodules are imported where used, so the runner and the local supervisor load only what
+they need.
+"""
