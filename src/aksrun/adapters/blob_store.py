@@ -556,9 +556,9 @@ class BlobStore:
         ):
             return StoreError(
                 f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity "
-                f"(or SAS) in use lacks permission there. Grant it {ROLE} on {self._container_scope()} "
-                "(`aksrun admin add-user` does this), then retry; role assignments take a few "
-                "minutes to apply."
+                f"(or SAS) in use lacks permission there. Grant it {ROLE} on "
+                f"{self._container_scope()} (`aksrun admin add-user` does this), then retry; "
+                "role assignments take a few minutes to apply."
             )
         if status == 403:
             return StoreError(

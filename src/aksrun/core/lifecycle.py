@@ -7,6 +7,7 @@ Nothing here knows which Store or Compute it talks to.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import logging
 import math
 import sys
@@ -26,7 +27,7 @@ from ..errors import (
 from ..ports.compute import Compute, JobHandle, JobStatus, LaunchRequest, TaskEvent
 from ..ports.store import Store
 from . import job as jobmod
-from .envelope import loads
+from .envelope import Payload, loads
 from .ids import check_job_id, new_job_id
 from .options import FunctionOptions
 from .pickling import (
@@ -64,60 +65,24 @@ class Client:
         kind: str = "call",
         max_parallel: int | None = None,
         chunksize: int | None = None,
-        function_payload: Any = None,
     ) -> JobRun:
         """Pickle everything first (nothing is written if any of it fails), then upload the
         objects, the job record last, then launch."""
-        name = options.name or getattr(func, "__qualname__", getattr(func, "__name__", "fn"))
-        if not calls:
-            raise AksrunError(f"{name}() was given no calls to run.")
-        job_id = new_job_id(name.rpartition(".")[2])
-        parallel = max_parallel or self.max_parallel or _default_parallelism(self.compute)
-        chunksize = chunksize or max(1, math.ceil(len(calls) / parallel))
-        fpayload = function_payload or dump_function(func)
-        chunks, payloads = [], []
-        for index, start in enumerate(range(0, len(calls), chunksize)):
-            part = calls[start : start + chunksize]
-            payload = dump_calls(part, start, name)
-            payloads.append(payload)
-            chunks.append(jobmod.Chunk(index, start, len(part), payload.sha256))
-        record = jobmod.JobRecord(
-            job_id=job_id,
-            function_name=name,
-            function_sha256=fpayload.sha256,
-            kind=kind,
-            calls=len(calls),
-            chunksize=chunksize,
-            chunks=tuple(chunks),
-            options=options.to_dict(),
-            max_parallel=parallel,
-            user=self.user,
+        plan = plan_job(
+            func, calls, options, kind=kind, store_url=self.store.url, user=self.user,
             backend=self.backend,
-        )
-        run = JobRun(self, job_id, record)
-        run.source_modules = _source_modules(func)
-        self._upload_function(fpayload)
-        for chunk, payload in zip(chunks, payloads, strict=True):
-            self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
-        raw = record.to_json()
-        self.store.put(jobmod.record_key(job_id), raw)
-        request = LaunchRequest(
-            job_id=job_id,
-            job_digest=jobmod.digest_of(raw),
-            store_url=self.store.url,
-            function_name=name,
-            tasks=len(chunks),
-            parallelism=min(parallel, len(chunks)),
-            calls=len(calls),
+            parallel=max_parallel or self.max_parallel or _default_parallelism(self.compute),
             chunksize=chunksize,
-            options=options,
-            user=self.user,
-            backoff_limit_per_index=3,
-            deadline_seconds=_deadline(options, len(chunks), chunksize, parallel),
-            env=dict(options.env),
         )
+        job_id = plan.request.job_id
+        run = JobRun(self, job_id, plan.record)
+        run.source_modules = _source_modules(func)
+        self._upload_function(plan.function)
+        for chunk, payload in zip(plan.record.chunks, plan.inputs, strict=True):
+            self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
         try:
-            run.handle = self.compute.launch(request)
+            self.store.put(jobmod.record_key(job_id), plan.record_json)
+            run.handle = self.compute.launch(plan.request)
         except BaseException:
             self.store.delete(jobmod.job_prefix(job_id))  # nothing half-written stays behind
             raise
@@ -226,6 +191,67 @@ class Client:
         except UnknownJobError:
             self.record(job_id)
             raise
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """A job fully pickled and described, before anything is written or launched."""
+
+    function: Payload
+    inputs: tuple[Payload, ...]
+    record: jobmod.JobRecord
+    record_json: bytes
+    request: LaunchRequest
+
+
+def plan_job(
+    func: Callable[..., Any],
+    calls: Sequence[Call],
+    options: FunctionOptions,
+    *,
+    kind: str,
+    store_url: str,
+    user: str,
+    backend: str,
+    parallel: int,
+    chunksize: int | None = None,
+) -> JobPlan:
+    """Pickle the function and every chunk of calls and build the record and the launch
+    request. Pure (no I/O): `submit` uploads and launches it; `--dry-run` only shows it."""
+    name = options.name or getattr(func, "__qualname__", getattr(func, "__name__", "fn"))
+    if not calls:
+        raise AksrunError(f"{name}() was given no calls to run.")
+    job_id = new_job_id(name.rpartition(".")[2])
+    chunksize = chunksize or max(1, math.ceil(len(calls) / parallel))
+    function = dump_function(func)
+    chunks, inputs = [], []
+    for index, start in enumerate(range(0, len(calls), chunksize)):
+        part = calls[start : start + chunksize]
+        payload = dump_calls(part, start, name)
+        inputs.append(payload)
+        chunks.append(jobmod.Chunk(index, start, len(part), payload.sha256))
+    record = jobmod.JobRecord(
+        job_id=job_id, function_name=name, function_sha256=function.sha256, kind=kind,
+        calls=len(calls), chunksize=chunksize, chunks=tuple(chunks), options=options.to_dict(),
+        max_parallel=parallel, user=user, backend=backend,
+    )
+    raw = record.to_json()
+    request = LaunchRequest(
+        job_id=job_id,
+        job_digest=jobmod.digest_of(raw),
+        store_url=store_url,
+        function_name=name,
+        tasks=len(chunks),
+        parallelism=min(parallel, len(chunks)),
+        calls=len(calls),
+        chunksize=chunksize,
+        options=options,
+        user=user,
+        backoff_limit_per_index=3,
+        deadline_seconds=_deadline(options, len(chunks), chunksize, parallel),
+        env=dict(options.env),
+    )
+    return JobPlan(function, tuple(inputs), record, raw, request)
 
 
 def _source_modules(func: Callable[..., Any]) -> list[str]:

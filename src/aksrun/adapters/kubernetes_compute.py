@@ -1,0 +1,382 @@
+"""KubernetesCompute: one Indexed Job per submission, watched (never polled), failing fast.
+
+The AKS backend is this compute with a BlobStore and a kubeconfig from ARM
+(`azure.kubeconfig`). Payloads never travel through the API: only pointers in env vars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..core.config import Config
+from ..errors import AksrunError, ConfigError, UnknownJobError
+from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+from . import kubernetes_events as kev
+from . import kubernetes_manifest as manifest
+from .kubernetes_watch import MergedWatch
+
+log = logging.getLogger("aksrun.kubernetes")
+SCALE_UP_GRACE = 20.0  # seconds an unschedulable pod may wait for the autoscaler to decide
+
+
+class KubernetesCompute:
+    name = "kubernetes"
+
+    def __init__(self, api_client: Any, namespace: str, *, image: str,
+                 service_account: str = "aksrun", storage_env: Mapping[str, str] | None = None,
+                 max_parallel: int = 100) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.namespace, self.image, self.service_account = namespace, image, service_account
+        self.storage_env = dict(storage_env or {})
+        self.max_parallel = max_parallel
+
+    @classmethod
+    def from_config(cls, config: Config) -> KubernetesCompute:
+        from .azure.kubeconfig import load_kubernetes_client
+
+        if config.backend == "aks":
+            from .azure.kubeconfig import fetch_kubeconfig, write_private_kubeconfig
+
+            data = fetch_kubeconfig(config.subscription_id, config.resource_group,
+                                    config.cluster_name)
+            api_client = load_kubernetes_client(write_private_kubeconfig(data))
+        else:
+            path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+            if os.path.isfile(path.split(os.pathsep)[0]):
+                api_client = load_kubernetes_client(path.split(os.pathsep)[0])
+            else:
+                api_client = _in_cluster(path)
+        image = config.image or _image_or_placeholder(config)
+        return cls(api_client, config.effective_namespace, image=image,
+                   service_account=config.service_account, storage_env=storage_env(config),
+                   max_parallel=config.max_parallel or 100)
+
+    # --- launching -------------------------------------------------------------------------
+
+    def job_manifest(self, request: LaunchRequest) -> dict[str, Any]:
+        return render_job(request, namespace=self.namespace, image=self.image,
+                          service_account=self.service_account, storage_env=self.storage_env)
+
+    def launch(self, request: LaunchRequest) -> JobHandle:
+        from kubernetes.client.rest import ApiException
+
+        body = self.job_manifest(request)
+        try:
+            job = self.batch.create_namespaced_job(self.namespace, body)
+        except ApiException as exc:
+            raise AksrunError(_api_error(exc, f"creating Job {request.job_id}",
+                                         self.namespace)) from None
+        return self._handle(request.job_id, job.metadata.uid)
+
+    def _handle(self, job_id: str, uid: str | None) -> JobHandle:
+        return JobHandle(job_id, self.name, {"namespace": self.namespace, "uid": uid})
+
+    def attach(self, job_id: str) -> JobHandle:
+        job = self._read_job(job_id)
+        return self._handle(job_id, job["metadata"].get("uid"))
+
+    def _read_job(self, job_id: str) -> dict[str, Any]:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            job = self.batch.read_namespaced_job(job_id, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise UnknownJobError(
+                    f"no Job {job_id!r} in namespace {self.namespace!r} (finished Jobs are "
+                    "removed after their ttlSecondsAfterFinished)."
+                ) from None
+            raise AksrunError(_api_error(exc, f"reading Job {job_id}", self.namespace)) from None
+        return self.api_client.sanitize_for_serialization(job)
+
+    # --- watching --------------------------------------------------------------------------
+
+    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+        watch = MergedWatch(self.api_client)
+        job_id = handle.job_id
+        watch.add("job", self.batch.list_namespaced_job, namespace=self.namespace,
+                  field_selector=f"metadata.name={job_id}")
+        watch.add("pod", self.core.list_namespaced_pod, namespace=self.namespace,
+                  label_selector=f"batch.kubernetes.io/job-name={job_id}")
+        watch.add("event", self.core.list_namespaced_event, namespace=self.namespace,
+                  field_selector="involvedObject.kind=Pod")
+        try:
+            yield from _Tracker(self, handle, watch).run()
+        finally:
+            watch.stop()
+
+    def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
+        pods = self._pods(handle.job_id, index)
+        if not pods:
+            return iter(())
+        name = pods[-1]["metadata"]["name"]
+        response = self.core.read_namespaced_pod_log(
+            name, self.namespace, container="runner", follow=follow, _preload_content=False
+        )
+        return (chunk.decode("utf-8", "replace") for chunk in response.stream(4096))
+
+    def _pods(self, job_id: str, index: int | None = None) -> list[dict[str, Any]]:
+        selector = f"batch.kubernetes.io/job-name={job_id}"
+        if index is not None:
+            selector += f",{kev.INDEX_LABEL}={index}"
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        items = [self.api_client.sanitize_for_serialization(p) for p in pods]
+        return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        return _job_status(self._read_job(handle.job_id))
+
+    def list(self) -> list[JobStatus]:
+        jobs = self.batch.list_namespaced_job(self.namespace,
+                                              label_selector=manifest.managed_selector()).items
+        statuses = [_job_status(self.api_client.sanitize_for_serialization(j)) for j in jobs]
+        return sorted(statuses, key=lambda s: s.started or 0, reverse=True)
+
+    # --- stopping --------------------------------------------------------------------------
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Delete the Job and (foreground propagation) its pods."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.batch.delete_namespaced_job(handle.job_id, self.namespace,
+                                             propagation_policy="Foreground")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise AksrunError(_api_error(exc, f"deleting Job {handle.job_id}",
+                                             self.namespace)) from None
+
+    def delete(self, handle: JobHandle) -> None:
+        self.cancel(handle)
+
+
+class _Tracker:
+    """Folds the merged watch into task events, once per task and in a sensible order."""
+
+    def __init__(self, compute: KubernetesCompute, handle: JobHandle, watch: MergedWatch):
+        self.compute, self.handle, self.watch = compute, handle, watch
+        self.started: set[str] = set()  # pod names seen running
+        self.finished: set[str] = set()  # pod names already turned into an event
+        self.succeeded: set[int] = set()
+        self.attempts: dict[int, int] = {}
+        self.unschedulable: dict[str, float] = {}  # pod name -> first seen
+        self.scale_up: dict[str, str] = {}  # pod name -> autoscaler's verdict
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.job_seen = False
+
+    def run(self) -> Iterator[TaskEvent]:
+        while True:
+            try:
+                source, kind, obj = self.watch.get(timeout=self._next_check())
+            except queue.Empty:
+                source, kind, obj = "tick", "", {}
+            if kind == "BROKEN":
+                raise AksrunError(f"watching the {source} of job {self.handle.job_id} failed: "
+                                  f"{obj['error']}")
+            if source == "pod":
+                yield from self._on_pod(kind, obj)
+            elif source == "event":
+                self._on_event(obj)
+            elif source == "job":
+                event = self._on_job(kind, obj)
+                if event is not None:
+                    yield from self._flush_successes()
+                    yield event
+                    return
+            failure = self._fail_fast()
+            if failure is not None:
+                self.compute.cancel(self.handle)
+                yield failure
+                return
+
+    def _next_check(self) -> float | None:
+        if not self.unschedulable:
+            return None
+        return max(0.05, min(self.unschedulable.values()) + SCALE_UP_GRACE - time.monotonic())
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> Iterator[TaskEvent]:
+        name = pod["metadata"]["name"]
+        index = kev.pod_index(pod)
+        if index is None or kind == "DELETED":
+            self.unschedulable.pop(name, None)
+            return
+        self.pods[name] = pod
+        phase = (pod.get("status") or {}).get("phase")
+        if kev.unschedulable_message(pod):
+            self.unschedulable.setdefault(name, time.monotonic())
+        else:
+            self.unschedulable.pop(name, None)
+        if phase == "Running" and name not in self.started:
+            self.started.add(name)
+            yield TaskEvent("started", index, self.attempts.get(index, 0))
+        if phase in ("Succeeded", "Failed") and name not in self.finished:
+            self.finished.add(name)
+            attempt = self.attempts.get(index, 0)
+            event = kev.finished_pod_event(pod, index, attempt)
+            if event.kind == "succeeded":
+                if index in self.succeeded:
+                    return  # a retried index reports once
+                self.succeeded.add(index)
+            else:
+                self.attempts[index] = attempt + 1
+            yield event
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        involved = (event.get("involvedObject") or {}).get("name") or ""
+        if not involved.startswith(f"{self.handle.job_id}-"):
+            return
+        reason = event.get("reason")
+        if reason in ("NotTriggerScaleUp", "TriggeredScaleUp"):
+            self.scale_up[involved] = reason
+            self.scale_up.setdefault(f"{involved}#message", event.get("message") or "")
+
+    def _on_job(self, kind: str, job: dict[str, Any]) -> TaskEvent | None:
+        if kind == "DELETED":
+            return TaskEvent("job_cancelled", reason="Deleted",
+                             message=f"Job {self.handle.job_id} was deleted")
+        self.job_seen = True
+        return kev.job_terminal(job)
+
+    def _flush_successes(self) -> Iterator[TaskEvent]:
+        """The Job can report Complete before the last pod's watch event arrives."""
+        for pod in self.compute._pods(self.handle.job_id):
+            yield from self._on_pod("LISTED", pod)
+
+    def _fail_fast(self) -> TaskEvent | None:
+        for name, pod in self.pods.items():
+            pulled = kev.pull_failure(pod)
+            if pulled:
+                image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
+                return TaskEvent(
+                    "job_failed", kev.pod_index(pod), reason=pulled[0],
+                    message=f"the image {image} could not be pulled ({pulled[0]}): "
+                    f"{pulled[1]}. Check AKSRUN_IMAGE and that the cluster may pull from the "
+                    "registry (AcrPull).",
+                )
+            if name in self.unschedulable:
+                verdict = self.scale_up.get(name)
+                waited = time.monotonic() - self.unschedulable[name]
+                if verdict == "NotTriggerScaleUp" or (verdict is None and waited >= SCALE_UP_GRACE):
+                    why = kev.unschedulable_message(pod)
+                    autoscaler = self.scale_up.get(f"{name}#message") or "no scale-up triggered"
+                    return TaskEvent(
+                        "job_failed", kev.pod_index(pod), reason="Unschedulable",
+                        message=f"no node can run pod {name} (asked for {kev.requested(pod)}): "
+                        f"{why}; the autoscaler: {autoscaler}. Lower cpu=/memory=/gpu=, pick "
+                        "another node_type=, or add a node pool that fits.",
+                    )
+        return None
+
+
+def _job_status(job: Mapping[str, Any]) -> JobStatus:
+    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    terminal = kev.job_terminal(job)
+    state = "pending"
+    if terminal is not None:
+        state = "succeeded" if terminal.kind == "job_succeeded" else "failed"
+    elif status.get("active") or status.get("succeeded") or status.get("failed"):
+        state = "running"
+    if meta.get("deletionTimestamp"):
+        state = "cancelled"
+    return JobStatus(
+        job_id=meta["name"],
+        function=annotations.get("aksrun.io/function", "?"),
+        state=state,  # type: ignore[arg-type]
+        tasks=int(spec.get("completions") or 1),
+        calls=int(annotations.get("aksrun.io/calls", spec.get("completions") or 1)),
+        chunksize=int(annotations.get("aksrun.io/chunksize", 1)),
+        done_indexes=frozenset(kev.parse_indexes(status.get("completedIndexes"))),
+        failed_indexes=frozenset(kev.parse_indexes(status.get("failedIndexes"))),
+        started=_epoch(meta.get("creationTimestamp")),
+        finished=_epoch(status.get("completionTime")) or (
+            _epoch(_condition_time(status)) if terminal else None),
+        reason=terminal.reason if terminal and terminal.kind == "job_failed" else None,
+        message=terminal.message if terminal and terminal.kind == "job_failed" else None,
+    )
+
+
+def _condition_time(status: Mapping[str, Any]) -> Any:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return condition.get("lastTransitionTime")
+    return None
+
+
+def _epoch(value: Any) -> float | None:
+    if not value:
+        return None
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.timestamp()
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def render_job(request: LaunchRequest, *, namespace: str, image: str, service_account: str,
+               storage_env: Mapping[str, str]) -> dict[str, Any]:
+    """The Job manifest for a request; a function's own `image=` wins over the default."""
+    return manifest.build_job(
+        request, namespace=namespace, image=getattr(request.options, "image", None) or image,
+        service_account=service_account, storage_env=storage_env,
+    )
+
+
+def render_job_for_config(request: LaunchRequest, config: Config) -> dict[str, Any]:
+    """The manifest `launch` would submit, from configuration alone (no cluster needed)."""
+    image = config.image or manifest.image_for(config)
+    return render_job(request, namespace=config.effective_namespace, image=image,
+                      service_account=config.service_account, storage_env=storage_env(config))
+
+
+def storage_env(config: Config) -> dict[str, str]:
+    """How a pod reaches the store: pointers only (account, endpoint). A connection string is
+    passed only when one is configured (Azurite, development); on AKS pods use workload
+    identity through DefaultAzureCredential."""
+    env = {}
+    if config.storage_account:
+        env["AZURE_STORAGE_ACCOUNT"] = config.storage_account
+    if config.storage_account_url:
+        env["AKSRUN_STORAGE_ACCOUNT_URL"] = config.storage_account_url
+    if config.storage_connection_string:
+        env["AKSRUN_STORAGE_CONNECTION_STRING"] = config.storage_connection_string
+    return env
+
+
+def _image_or_placeholder(config: Config) -> str:
+    return manifest.image_for(config)
+
+
+def _in_cluster(path: str) -> Any:
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        raise ConfigError(
+            f"backend 'kubernetes' found no kubeconfig at {path} and is not running in a "
+            "cluster; set KUBECONFIG, or use AKSRUN_BACKEND=aks with AZURE_* settings."
+        ) from None
+    return client.ApiClient(configuration)
+
+
+def _api_error(exc: Any, doing: str, namespace: str) -> str:
+    if exc.status == 403:
+        return (f"{doing} was forbidden in namespace {namespace!r}: your identity needs a Role "
+                "allowing jobs, pods and pods/log there (`aksrun admin add-user` grants it).")
+    if exc.status == 404:
+        return f"{doing}: namespace {namespace!r} does not exist (AKSRUN_NAMESPACE)."
+    return f"{doing} failed: {exc.status} {exc.reason}: {(exc.body or '')[:500]}"

@@ -1,0 +1,149 @@
+"""Turn Kubernetes objects (as plain dicts) into task events with words a user can act on.
+
+Pure functions: the compute adapter feeds them pods, Jobs and Events from its watches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..ports.compute import TaskEvent
+
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+_FATAL_REASONS = {"IntegrityError", "VersionMismatch", "Usage"}
+
+
+def pod_index(pod: Mapping[str, Any]) -> int | None:
+    meta = pod.get("metadata") or {}
+    value = (meta.get("labels") or {}).get(INDEX_LABEL) or (meta.get("annotations") or {}).get(
+        INDEX_LABEL
+    )
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def runner_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return next((s for s in statuses if s.get("name") == "runner"), statuses[0] if statuses
+                else {})
+
+
+def termination(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    state = runner_status(pod).get("state") or {}
+    return state.get("terminated")
+
+
+def termination_message(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The runner's JSON termination message; {} when it wrote none (or logs stand in)."""
+    terminated = termination(pod) or {}
+    try:
+        data = json.loads(terminated.get("message") or "")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_disrupted(pod: Mapping[str, Any]) -> bool:
+    """Evicted, preempted, or drained: Kubernetes retries it (podFailurePolicy Ignore)."""
+    status = pod.get("status") or {}
+    if status.get("reason") in ("Evicted", "Preempting", "Terminated", "NodeShutdown"):
+        return True
+    return any(
+        c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def unschedulable_message(pod: Mapping[str, Any]) -> str | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"):
+            return condition.get("message") or "no node fits the pod"
+    return None
+
+
+def pull_failure(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    waiting = (runner_status(pod).get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in PULL_FAILURES:
+        return waiting["reason"], waiting.get("message") or ""
+    return None
+
+
+def requested(pod: Mapping[str, Any]) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    requests = (containers[0].get("resources") or {}).get("requests") or {}
+    limits = (containers[0].get("resources") or {}).get("limits") or {}
+    parts = [f"cpu={requests.get('cpu', '?')}", f"memory={requests.get('memory', '?')}"]
+    if "nvidia.com/gpu" in limits:
+        parts.append(f"gpu={limits['nvidia.com/gpu']}")
+    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+    if "node.kubernetes.io/instance-type" in selector:
+        parts.append(f"node_type={selector['node.kubernetes.io/instance-type']}")
+    return ", ".join(parts)
+
+
+def finished_pod_event(pod: Mapping[str, Any], index: int, attempt: int) -> TaskEvent:
+    """What a pod that reached Succeeded or Failed means for its task."""
+    phase = (pod.get("status") or {}).get("phase")
+    terminated = termination(pod) or {}
+    message = termination_message(pod)
+    name = (pod.get("metadata") or {}).get("name")
+    if phase == "Succeeded" and message.get("digest"):
+        return TaskEvent("succeeded", index, attempt, digest=message["digest"],
+                         reason=str(message.get("errors", 0)))
+    if is_disrupted(pod):
+        why = (pod.get("status") or {}).get("message") or "the pod was evicted or preempted"
+        return TaskEvent("retrying", index, attempt, reason="Evicted",
+                         message=f"pod {name} was evicted or preempted ({why}); "
+                         "Kubernetes retries it")
+    if terminated.get("reason") == "OOMKilled":
+        limits = _limits(pod)
+        return TaskEvent("failed", index, attempt, reason="OOMKilled",
+                         message=f"pod {name} was OOMKilled at its memory limit "
+                         f"({limits.get('memory', '?')}); raise memory=")
+    if message.get("error") in _FATAL_REASONS or message.get("error") == "DeadlineExceeded":
+        return TaskEvent("failed", index, attempt, reason=message["error"],
+                         message=message.get("message"))
+    code = terminated.get("exitCode")
+    detail = message.get("message") or (terminated.get("message") or "")[-1500:]
+    return TaskEvent("retrying", index, attempt, reason=message.get("error") or "Error",
+                     message=f"pod {name} exited with code {code}" + (f": {detail}" if detail
+                                                                      else ""))
+
+
+def job_terminal(job: Mapping[str, Any]) -> TaskEvent | None:
+    """The Job's own end: Complete, or Failed with the reason the controller gave."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        kind = condition.get("type")
+        if kind == "Complete":
+            return TaskEvent("job_succeeded")
+        if kind == "Failed":
+            reason = condition.get("reason") or "Failed"
+            text = condition.get("message") or reason
+            if reason == "DeadlineExceeded":
+                text = f"the job exceeded its deadline (activeDeadlineSeconds): {text}"
+            return TaskEvent("job_failed", reason=reason, message=text)
+    return None
+
+
+def _limits(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    return (containers[0].get("resources") or {}).get("limits") or {}
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """`"0-2,5"` (completedIndexes / failedIndexes) -> {0, 1, 2, 5}."""
+    result: set[int] = set()
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        result.update(range(int(low), int(high or low) + 1))
+    return result

@@ -1,0 +1,77 @@
+"""Resumable watches merged into one queue: list once, then watch from that resourceVersion,
+resume where a watch ended, and re-list after 410 Gone. No polling loops."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("aksrun.kubernetes")
+
+WATCH_SECONDS = 300
+
+
+class MergedWatch:
+    """Runs one thread per watched collection; `get()` returns (source, type, object-dict).
+
+    Each source starts with its current objects (type "LISTED"), so a consumer sees the
+    state first and the changes after, whether the job is new or re-attached.
+    """
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+        self.queue: queue.Queue = queue.Queue()
+        self.stopped = threading.Event()
+        self._watches: list[Any] = []
+
+    def add(self, source: str, list_call: Callable[..., Any], **kwargs: Any) -> None:
+        thread = threading.Thread(target=self._run, args=(source, list_call, kwargs),
+                                  daemon=True, name=f"aksrun-watch-{source}")
+        thread.start()
+
+    def get(self, timeout: float | None = None) -> tuple[str, str, dict[str, Any]]:
+        return self.queue.get(timeout=timeout)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for watch in list(self._watches):
+            watch.stop()
+
+    def _run(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        from kubernetes import watch
+        from kubernetes.client.rest import ApiException
+
+        sanitize = self.api_client.sanitize_for_serialization
+        try:
+            version = self._list(source, list_call, kwargs, sanitize)
+            while not self.stopped.is_set():
+                w = watch.Watch()
+                self._watches.append(w)
+                try:
+                    for event in w.stream(list_call, resource_version=version,
+                                          timeout_seconds=WATCH_SECONDS, **kwargs):
+                        obj = event["raw_object"]
+                        version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                        if event["type"] != "BOOKMARK":
+                            self.queue.put((source, event["type"], obj))
+                        if self.stopped.is_set():
+                            break
+                except ApiException as exc:
+                    if exc.status != 410:
+                        raise
+                    log.debug("watch of %s expired (410); listing again", source)
+                    version = self._list(source, list_call, kwargs, sanitize)
+                finally:
+                    self._watches.remove(w)
+        except Exception as exc:  # the consumer decides what a broken watch means
+            if not self.stopped.is_set():
+                self.queue.put((source, "BROKEN", {"error": exc}))
+
+    def _list(self, source: str, list_call, kwargs, sanitize) -> str:
+        result = list_call(**kwargs)
+        for item in result.items or []:
+            self.queue.put((source, "LISTED", sanitize(item)))
+        return result.metadata.resource_version

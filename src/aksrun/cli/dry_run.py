@@ -1,0 +1,24 @@
+"""`aksrun run --dry-run`: the exact Job manifest a submission would create, as YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+def print_manifest(remote: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Pickle and plan the call as `submit` would (so bad arguments fail the same way), then
+    render the Job from configuration alone: nothing is uploaded, nothing is created."""
+    from ..adapters.kubernetes_compute import render_job_for_config
+    from ..adapters.kubernetes_manifest import to_yaml
+    from ..core.config import load_config
+    from ..core.lifecycle import plan_job
+
+    config = load_config()
+    plan = plan_job(
+        remote.func, [(tuple(args), kwargs)], remote.options, kind="call",
+        store_url=config.store_url, user=config.user, backend=config.backend,
+        parallel=config.max_parallel or 1,
+    )
+    click.echo(to_yaml(render_job_for_config(plan.request, config)), nl=False)

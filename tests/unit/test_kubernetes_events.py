@@ -1,0 +1,95 @@
+"""Pod, Job and autoscaler states become the task events and messages users act on."""
+
+from __future__ import annotations
+
+import json
+
+from aksrun.adapters import kubernetes_events as kev
+
+
+def pod(phase="Running", index=0, state=None, conditions=(), reason=None, message=None,
+        memory="1Gi", waiting=None):
+    status = {"phase": phase, "conditions": list(conditions)}
+    if reason:
+        status["reason"] = reason
+    if message:
+        status["message"] = message
+    container = {"name": "runner", "image": "acr.io/runner:1", "imageID": "", "ready": False,
+                 "restartCount": 0, "state": state or {}}
+    if waiting:
+        container["state"] = {"waiting": waiting}
+    status["containerStatuses"] = [container]
+    return {
+        "metadata": {"name": f"job-x-{index}-abcde",
+                     "labels": {kev.INDEX_LABEL: str(index)}},
+        "spec": {"containers": [{"name": "runner", "image": "acr.io/runner:1",
+                                 "resources": {"requests": {"cpu": "2", "memory": memory},
+                                               "limits": {"memory": memory}}}]},
+        "status": status,
+    }
+
+
+def terminated(code=0, reason="Completed", message=""):
+    return {"terminated": {"exitCode": code, "reason": reason, "message": message}}
+
+
+def test_success_carries_the_output_digest():
+    p = pod("Succeeded", 3, terminated(0, message=json.dumps({"digest": "ab" * 32,
+                                                              "errors": 1})))
+    event = kev.finished_pod_event(p, 3, 0)
+    assert (event.kind, event.index, event.digest) == ("succeeded", 3, "ab" * 32)
+
+
+def test_oom_names_the_limit_and_the_fix():
+    event = kev.finished_pod_event(pod("Failed", 1, terminated(137, "OOMKilled"),
+                                       memory="512Mi"), 1, 0)
+    assert event.kind == "failed" and event.reason == "OOMKilled"
+    assert "512Mi" in event.message and "raise memory=" in event.message
+
+
+def test_eviction_is_retried_and_said_so():
+    p = pod("Failed", 2, terminated(137, "Error"), reason="Evicted",
+            conditions=[{"type": "DisruptionTarget", "status": "True"}],
+            message="The node was low on resource: memory.")
+    event = kev.finished_pod_event(p, 2, 0)
+    assert event.kind == "retrying" and event.reason == "Evicted"
+    assert "low on resource" in event.message
+
+
+def test_integrity_exit_fails_with_runner_message():
+    msg = json.dumps({"error": "IntegrityError", "message": "input chunk 0 does not match"})
+    event = kev.finished_pod_event(pod("Failed", 0, terminated(10, "Error", msg)), 0, 0)
+    assert event.kind == "failed" and event.reason == "IntegrityError"
+    assert "does not match" in event.message
+
+
+def test_other_failures_are_retried_with_exit_code():
+    event = kev.finished_pod_event(pod("Failed", 0, terminated(1, "Error", "Traceback...")),
+                                   0, 1)
+    assert event.kind == "retrying" and "exited with code 1" in event.message
+
+
+def test_unschedulable_and_pull_failures_are_recognised():
+    p = pod("Pending", conditions=[{"type": "PodScheduled", "status": "False",
+                                    "reason": "Unschedulable",
+                                    "message": "0/3 nodes are available: 3 Insufficient cpu."}])
+    assert "Insufficient cpu" in kev.unschedulable_message(p)
+    assert kev.requested(p) == "cpu=2, memory=1Gi"
+    p = pod("Pending", waiting={"reason": "ImagePullBackOff", "message": "not found"})
+    assert kev.pull_failure(p) == ("ImagePullBackOff", "not found")
+    assert kev.pull_failure(pod()) is None
+
+
+def test_job_conditions():
+    assert kev.job_terminal({"status": {}}) is None
+    done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert kev.job_terminal(done).kind == "job_succeeded"
+    late = {"status": {"conditions": [{"type": "Failed", "status": "True",
+                                       "reason": "DeadlineExceeded", "message": "too long"}]}}
+    event = kev.job_terminal(late)
+    assert event.kind == "job_failed" and "activeDeadlineSeconds" in event.message
+
+
+def test_index_ranges():
+    assert kev.parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
+    assert kev.parse_indexes("") == set() and kev.parse_indexes(None) == set()
