@@ -48,7 +48,7 @@ def _load_dotenv() -> None:
 _load_dotenv()  # before anything else reads the environment
 AZURE_CONFIGURED = all(os.environ.get(v) for v in INTEGRATION_VARS)
 
-pytest_plugins = ["tests.support.azure_fixtures"] if (ROOT / "tests/support/azure_fixtures.py").exists() else []  # TEMP
+pytest_plugins = ["tests.support.azure_fixtures", "tests.support.cluster_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

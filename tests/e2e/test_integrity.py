@@ -33,8 +33,8 @@ class _TamperingCompute:
             self._corrupt(jobmod.input_key(request.job_id, 0))
         return self.inner.launch(request)
 
-    def events(self, handle):
-        for event in self.inner.events(handle):
+    def events(self, handle, stop=None):
+        for event in self.inner.events(handle, stop):
             if self.when == "output" and event.kind == "succeeded":
                 self._corrupt(jobmod.output_key(handle.job_id, event.index))
             yield event

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "local-blob", "kubernetes"]
 
 
 def configure_backend(name: str, request: pytest.FixtureRequest,
@@ -20,5 +20,10 @@ def configure_backend(name: str, request: pytest.FixtureRequest,
         monkeypatch.setenv("AKSRUN_BACKEND", "local")
         monkeypatch.setenv("AKSRUN_STORE", f"az://e2e-{uuid.uuid4().hex[:12]}/aksrun")
         monkeypatch.setenv("AKSRUN_STORAGE_CONNECTION_STRING", azurite.connection_string)
+        return
+    if name == "kubernetes":
+        from tests.support.cluster_fixtures import use_fake_cluster
+
+        use_fake_cluster(request, monkeypatch)
         return
     raise ValueError(f"unknown backend set-up {name!r}")

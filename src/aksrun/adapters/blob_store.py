@@ -551,22 +551,28 @@ class BlobStore:
     def _failure(self, key: str, action: str, exc: Any) -> StoreError:
         code = _code(exc)
         status = getattr(exc, "status_code", None)
-        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch") or (
-            status == 403 and code == "AuthorizationFailure" and self._credential is not None
-        ):
+        if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch"):
             return StoreError(
                 f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity "
                 f"(or SAS) in use lacks permission there. Grant it {ROLE} on "
                 f"{self._container_scope()} (`aksrun admin add-user` does this), then retry; "
                 "role assignments take a few minutes to apply."
             )
-        if status == 403:
+        if status == 403 and self._credential is None:
             return StoreError(
                 f"the storage account refused to {action} {key!r} in {self._where()} "
                 f"({code or status}): the account key, SAS or connection string was rejected, "
                 "or the account blocks this network or shared-key access. Check "
                 "AKSRUN_STORAGE_CONNECTION_STRING, or unset it to use DefaultAzureCredential "
                 f"(then {ROLE} on {self._container_scope()} is needed)."
+            )
+        if status in (401, 403):
+            return StoreError(
+                f"the storage account refused the Azure token to {action} {key!r} in "
+                f"{self._where()} ({code or status}): the account may block this network "
+                "(firewall or private endpoint only), or the token is for another tenant "
+                "(check `az account show`), or the identity lacks "
+                f"{ROLE} on {self._container_scope()}."
             )
         reason = (getattr(exc, "reason", None) or "").strip()
         return StoreError(

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -101,7 +102,8 @@ class KubernetesCompute:
 
     # --- watching --------------------------------------------------------------------------
 
-    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+    def events(self, handle: JobHandle, stop: threading.Event | None = None
+               ) -> Iterator[TaskEvent]:
         watch = MergedWatch(self.api_client)
         job_id = handle.job_id
         watch.add("job", self.batch.list_namespaced_job, namespace=self.namespace,
@@ -111,7 +113,7 @@ class KubernetesCompute:
         watch.add("event", self.core.list_namespaced_event, namespace=self.namespace,
                   field_selector="involvedObject.kind=Pod")
         try:
-            yield from _Tracker(self, handle, watch).run()
+            yield from _Tracker(self, handle, watch, stop or threading.Event()).run()
         finally:
             watch.stop()
 
@@ -134,12 +136,27 @@ class KubernetesCompute:
         return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
     def status(self, handle: JobHandle) -> JobStatus:
-        return _job_status(self._read_job(handle.job_id))
+        job = self._read_job(handle.job_id)
+        return _job_status(job, _calls_raised(self._pods(handle.job_id)))
 
     def list(self) -> list[JobStatus]:
+        """Two requests whatever the number of jobs: the Jobs, and their pods (whose
+        termination messages count the calls that raised)."""
+        sanitize = self.api_client.sanitize_for_serialization
         jobs = self.batch.list_namespaced_job(self.namespace,
                                               label_selector=manifest.managed_selector()).items
-        statuses = [_job_status(self.api_client.sanitize_for_serialization(j)) for j in jobs]
+        pods = self.core.list_namespaced_pod(self.namespace,
+                                             label_selector=manifest.LABEL_JOB_ID).items
+        by_job: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            data = sanitize(pod)
+            job_id = (data["metadata"].get("labels") or {}).get(manifest.LABEL_JOB_ID)
+            by_job.setdefault(job_id, []).append(data)
+        statuses = []
+        for job in jobs:
+            data = sanitize(job)
+            statuses.append(_job_status(data, _calls_raised(by_job.get(data["metadata"]["name"],
+                                                                        []))))
         return sorted(statuses, key=lambda s: s.started or 0, reverse=True)
 
     # --- stopping --------------------------------------------------------------------------
@@ -163,8 +180,9 @@ class KubernetesCompute:
 class _Tracker:
     """Folds the merged watch into task events, once per task and in a sensible order."""
 
-    def __init__(self, compute: KubernetesCompute, handle: JobHandle, watch: MergedWatch):
-        self.compute, self.handle, self.watch = compute, handle, watch
+    def __init__(self, compute: KubernetesCompute, handle: JobHandle, watch: MergedWatch,
+                 stop: threading.Event):
+        self.compute, self.handle, self.watch, self.stop = compute, handle, watch, stop
         self.started: set[str] = set()  # pod names seen running
         self.finished: set[str] = set()  # pod names already turned into an event
         self.succeeded: set[int] = set()
@@ -180,6 +198,8 @@ class _Tracker:
                 source, kind, obj = self.watch.get(timeout=self._next_check())
             except queue.Empty:
                 source, kind, obj = "tick", "", {}
+            if kind == "STOPPED" or self.stop.is_set():
+                return
             if kind == "BROKEN":
                 raise AksrunError(f"watching the {source} of job {self.handle.job_id} failed: "
                                   f"{obj['error']}")
@@ -199,14 +219,20 @@ class _Tracker:
                 yield failure
                 return
 
-    def _next_check(self) -> float | None:
-        if not self.unschedulable:
-            return None
-        return max(0.05, min(self.unschedulable.values()) + SCALE_UP_GRACE - time.monotonic())
+    def _next_check(self) -> float:
+        """Wake for the scale-up grace of an unschedulable pod, or to notice `stop`."""
+        wait = 0.25
+        if self.unschedulable:
+            grace = min(self.unschedulable.values()) + SCALE_UP_GRACE - time.monotonic()
+            wait = min(wait, max(0.05, grace))
+        return wait
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> Iterator[TaskEvent]:
         name = pod["metadata"]["name"]
         index = kev.pod_index(pod)
+        deleting = bool(pod["metadata"].get("deletionTimestamp"))
+        if deleting and (pod.get("status") or {}).get("phase") != "Succeeded":
+            return  # stopped by a cancel or by the controller: not a failure of the task
         if index is None or kind == "DELETED":
             self.unschedulable.pop(name, None)
             return
@@ -241,7 +267,7 @@ class _Tracker:
             self.scale_up.setdefault(f"{involved}#message", event.get("message") or "")
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> TaskEvent | None:
-        if kind == "DELETED":
+        if kind == "DELETED" or job["metadata"].get("deletionTimestamp"):
             return TaskEvent("job_cancelled", reason="Deleted",
                              message=f"Job {self.handle.job_id} was deleted")
         self.job_seen = True
@@ -249,6 +275,8 @@ class _Tracker:
 
     def _flush_successes(self) -> Iterator[TaskEvent]:
         """The Job can report Complete before the last pod's watch event arrives."""
+        if self.watch.stopped.is_set():
+            return
         for pod in self.compute._pods(self.handle.job_id):
             yield from self._on_pod("LISTED", pod)
 
@@ -278,7 +306,17 @@ class _Tracker:
         return None
 
 
-def _job_status(job: Mapping[str, Any]) -> JobStatus:
+def _calls_raised(pods: list[dict[str, Any]]) -> int:
+    """Calls whose function raised, from the runners' termination messages (one per index)."""
+    per_index: dict[int, int] = {}
+    for pod in pods:
+        index = kev.pod_index(pod)
+        if index is not None and (pod.get("status") or {}).get("phase") == "Succeeded":
+            per_index[index] = int(kev.termination_message(pod).get("errors", 0) or 0)
+    return sum(per_index.values())
+
+
+def _job_status(job: Mapping[str, Any], calls_raised: int = 0) -> JobStatus:
     meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
     annotations = meta.get("annotations") or {}
     terminal = kev.job_terminal(job)
@@ -289,6 +327,11 @@ def _job_status(job: Mapping[str, Any]) -> JobStatus:
         state = "running"
     if meta.get("deletionTimestamp"):
         state = "cancelled"
+    reason = terminal.reason if terminal and terminal.kind == "job_failed" else None
+    message = terminal.message if terminal and terminal.kind == "job_failed" else None
+    if state == "succeeded" and calls_raised:
+        state, reason = "failed", "CallsRaised"
+        message = f"{calls_raised} calls raised an exception"
     return JobStatus(
         job_id=meta["name"],
         function=annotations.get("aksrun.io/function", "?"),
@@ -301,8 +344,9 @@ def _job_status(job: Mapping[str, Any]) -> JobStatus:
         started=_epoch(meta.get("creationTimestamp")),
         finished=_epoch(status.get("completionTime")) or (
             _epoch(_condition_time(status)) if terminal else None),
-        reason=terminal.reason if terminal and terminal.kind == "job_failed" else None,
-        message=terminal.message if terminal and terminal.kind == "job_failed" else None,
+        calls_raised=calls_raised,
+        reason=reason,
+        message=message,
     )
 
 

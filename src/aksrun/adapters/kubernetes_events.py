@@ -6,14 +6,17 @@ Pure functions: the compute adapter feeds them pods, Jobs and Events from its wa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..ports.compute import TaskEvent
+from ..ports.compute import EXIT_INTEGRITY, EXIT_USAGE, EXIT_VERSION, TaskEvent
 
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 _FATAL_REASONS = {"IntegrityError", "VersionMismatch", "Usage"}
+RUNNER_EXIT_REASONS = {EXIT_INTEGRITY: "IntegrityError", EXIT_VERSION: "VersionMismatch",
+                       EXIT_USAGE: "RunnerUsage"}
 
 
 def pod_index(pod: Mapping[str, Any]) -> int | None:
@@ -127,6 +130,10 @@ def job_terminal(job: Mapping[str, Any]) -> TaskEvent | None:
         if kind == "Failed":
             reason = condition.get("reason") or "Failed"
             text = condition.get("message") or reason
+            if reason == "PodFailurePolicy":  # the runner's own verdict, by its exit code
+                match = re.search(r"exit code (\d+)", text)
+                code = int(match.group(1)) if match else None
+                reason = RUNNER_EXIT_REASONS.get(code, reason)
             if reason == "DeadlineExceeded":
                 text = f"the job exceeded its deadline (activeDeadlineSeconds): {text}"
             return TaskEvent("job_failed", reason=reason, message=text)

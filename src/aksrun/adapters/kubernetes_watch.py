@@ -3,15 +3,19 @@ resume where a watch ended, and re-list after 410 Gone. No polling loops."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("aksrun.kubernetes")
 
 WATCH_SECONDS = 300
+_live: weakref.WeakSet[MergedWatch] = weakref.WeakSet()
 
 
 class MergedWatch:
@@ -26,19 +30,32 @@ class MergedWatch:
         self.queue: queue.Queue = queue.Queue()
         self.stopped = threading.Event()
         self._watches: list[Any] = []
+        self._threads: list[threading.Thread] = []
+        _live.add(self)
 
     def add(self, source: str, list_call: Callable[..., Any], **kwargs: Any) -> None:
         thread = threading.Thread(target=self._run, args=(source, list_call, kwargs),
                                   daemon=True, name=f"aksrun-watch-{source}")
+        self._threads.append(thread)
         thread.start()
 
     def get(self, timeout: float | None = None) -> tuple[str, str, dict[str, Any]]:
         return self.queue.get(timeout=timeout)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 2.0) -> None:
+        """Stop every watch now: closing its response unblocks a thread waiting for data
+        (a daemon thread still reading at interpreter exit can abort the process)."""
         self.stopped.set()
+        self.queue.put(("watch", "STOPPED", {}))  # wakes the consumer
         for watch in list(self._watches):
             watch.stop()
+            response = getattr(watch, "_resp", None)
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    response.close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(wait)
 
     def _run(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         from kubernetes import watch
@@ -68,6 +85,7 @@ class MergedWatch:
                     self._watches.remove(w)
         except Exception as exc:  # the consumer decides what a broken watch means
             if not self.stopped.is_set():
+                log.debug("watch of %s broke", source, exc_info=True)
                 self.queue.put((source, "BROKEN", {"error": exc}))
 
     def _list(self, source: str, list_call, kwargs, sanitize) -> str:
@@ -75,3 +93,9 @@ class MergedWatch:
         for item in result.items or []:
             self.queue.put((source, "LISTED", sanitize(item)))
         return result.metadata.resource_version
+
+
+@atexit.register
+def _stop_all() -> None:
+    for watch in list(_live):
+        watch.stop(wait=1.0)

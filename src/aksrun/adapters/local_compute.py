@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,12 +84,13 @@ class LocalCompute:
 
     # --- watching --------------------------------------------------------------------------
 
-    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+    def events(self, handle: JobHandle, stop: threading.Event | None = None
+               ) -> Iterator[TaskEvent]:
         """Tail `events.jsonl`. The launching client is woken through a pipe at each event;
         a re-attached client, which has no pipe, re-reads the file with a short backoff."""
         folder = Path(handle.data["folder"])
         path = folder / "events.jsonl"
-        wake = _Wake(handle.data.get("wake_fd"))
+        wake = _Wake(handle.data.get("wake_fd"), stop)
         offset, pending = 0, b""
         started = time.monotonic()
         try:
@@ -124,6 +126,8 @@ class LocalCompute:
                     message="the local job supervisor died before the job finished "
                     f"(see {folder / 'supervisor.log'}); re-submit the job.",
                 )
+                return
+            if wake.stopped():
                 return
             wake.wait()
 
@@ -170,8 +174,11 @@ class LocalCompute:
 class _Wake:
     """Blocks until the supervisor signals an event (pipe), or a backoff passes."""
 
-    def __init__(self, fd: int | None) -> None:
-        self.fd, self.idle = fd, 0.005
+    def __init__(self, fd: int | None, stop: threading.Event | None) -> None:
+        self.fd, self.idle, self.stop = fd, 0.005, stop
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def wait(self) -> None:
         if self.fd is None:
@@ -180,7 +187,7 @@ class _Wake:
             return
         import select
 
-        readable, _, _ = select.select([self.fd], [], [], 1.0)
+        readable, _, _ = select.select([self.fd], [], [], 0.2)
         if readable and not os.read(self.fd, 4096):
             self.close()  # the supervisor exited; the file holds the rest
 

@@ -35,6 +35,11 @@ def log_key(job_id: str, index: int) -> str:
     return f"jobs/{job_id}/logs/{index:05d}.log"
 
 
+def cancel_key(job_id: str) -> str:
+    """Written when a user cancels: the store outlives the compute's own record."""
+    return f"jobs/{job_id}/cancelled"
+
+
 def function_key(sha256: str) -> str:
     return f"functions/{sha256}.pkl"
 

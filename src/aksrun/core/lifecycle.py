@@ -6,6 +6,7 @@ Nothing here knows which Store or Compute it talks to.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import dataclasses
 import logging
@@ -13,6 +14,7 @@ import math
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -113,16 +115,14 @@ class Client:
         return jobmod.JobRecord.from_json(raw)
 
     def attach(self, job_id: str) -> JobRun:
+        """A JobRun for an existing job. If compute no longer has it (cancelled and deleted,
+        or expired), the store's record says how it ended."""
         record = self.record(job_id)
-        try:
-            handle = self.compute.attach(job_id)
-        except UnknownJobError:
-            raise UnknownJobError(
-                f"job {job_id!r} is in the store but not on {self.compute.name} compute "
-                "(it was removed, or submitted with another backend)."
-            ) from None
         run = JobRun(self, job_id, record)
-        run.handle = handle
+        try:
+            run.handle = self.compute.attach(job_id)
+        except UnknownJobError:
+            run.handle = None
         run.start()
         return run
 
@@ -131,15 +131,35 @@ class Client:
         try:
             return self.compute.status(self.compute.attach(job_id))
         except UnknownJobError:
-            self.record(job_id)  # raises the clearer error when the store doesn't know it
-            raise
+            return self._status_from_store(self.record(job_id))
+
+    def _status_from_store(self, record: jobmod.JobRecord) -> JobStatus:
+        """A job compute no longer knows (cancelled and deleted, or expired): what the store
+        says about it."""
+        done = frozenset(c.index for c in record.chunks
+                         if self.store.exists(jobmod.output_key(record.job_id, c.index)))
+        if self.store.exists(jobmod.cancel_key(record.job_id)):
+            state, reason = "cancelled", "Cancelled"
+        elif len(done) == len(record.chunks):
+            state, reason = "succeeded", None
+        else:
+            state, reason = "failed", "Removed"
+        return JobStatus(
+            job_id=record.job_id, function=record.function_name, state=state,  # type: ignore[arg-type]
+            tasks=len(record.chunks), calls=record.calls, chunksize=record.chunksize,
+            done_indexes=done, started=record.created, reason=reason,
+            message=None if state == "succeeded" else
+            f"the job is no longer on {self.compute.name} compute; its outputs are in the store",
+        )
 
     def list(self) -> list[JobStatus]:
         return self.compute.list()
 
     def cancel(self, job_id: str) -> None:
         check_job_id(job_id)
-        self.compute.cancel(self._handle(job_id))
+        handle = self._handle(job_id)
+        self.store.put(jobmod.cancel_key(job_id), b"")
+        self.compute.cancel(handle)
 
     def remove(self, job_id: str) -> int:
         """Delete a job from compute and every object it left in the store."""
@@ -286,15 +306,18 @@ class JobRun:
         self.source_modules: list[str] = []  # where remote frames' source can be found
         self.on_notice: Callable[[str], None] = _print_notice
         self.done = threading.Event()
+        self.stopping = threading.Event()  # set when this process exits
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._watch, name=f"aksrun-{self.job_id}",
-                                        daemon=True)
+                                        daemon=True)  # never keeps a client alive: jobs run on
+        _live_runs.add(self)
         self._thread.start()
 
     def cancel(self) -> None:
         if self.handle is not None and not self.done.is_set():
+            self.client.store.put(jobmod.cancel_key(self.job_id), b"")
             self.client.compute.cancel(self.handle)
 
     # --- consuming results -----------------------------------------------------------------
@@ -338,7 +361,9 @@ class JobRun:
 
     def _watch(self) -> None:
         try:
-            for event in self.client.compute.events(self.handle):
+            events = (self.client.compute.events(self.handle, self.stopping)
+                      if self.handle is not None else self._ended_events())
+            for event in events:
                 self._on_event(event)
         except BaseException as exc:  # the watch itself broke: every open chunk learns why
             log.debug("watch of %s failed", self.job_id, exc_info=True)
@@ -347,6 +372,16 @@ class JobRun:
             self._fail_open(JobFailedError(
                 f"job {self.job_id} ended without output for some calls."))
             self.done.set()
+
+    def _ended_events(self) -> Iterator[TaskEvent]:
+        status = self.client._status_from_store(self.record)
+        if status.state == "cancelled":
+            yield TaskEvent("job_cancelled", reason="Cancelled")
+        else:
+            yield TaskEvent("job_failed", reason="Removed", message=(
+                f"it is no longer on {self.client.compute.name} compute (removed, or expired "
+                "after its ttlSecondsAfterFinished), so its outputs can't be verified against "
+                "the digests compute reported; re-submit it"))
 
     def _on_event(self, event: TaskEvent) -> None:
         if event.kind == "succeeded" and not self.chunks[event.index].done():
@@ -389,6 +424,24 @@ class JobRun:
     def _fail_open(self, error: BaseException) -> None:
         for future in self.chunks:
             _settle(future, None, error)
+
+
+_live_runs: weakref.WeakSet[JobRun] = weakref.WeakSet()
+
+
+@atexit.register
+def _join_watchers() -> None:
+    """Stop watching and let watcher threads leave any request in flight: a daemon thread
+    inside a socket call while the interpreter finalizes can abort the process. The jobs
+    themselves run on."""
+    runs = list(_live_runs)
+    for run in runs:
+        run.stopping.set()
+    deadline = time.monotonic() + 3.0
+    for run in runs:
+        thread = run._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Raised:

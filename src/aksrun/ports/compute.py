@@ -7,6 +7,7 @@ task retried on infrastructure faults, and a stream of per-task events the clien
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -99,9 +100,11 @@ class Compute(Protocol):
     def attach(self, job_id: str) -> JobHandle:
         """A handle for an existing job; raises UnknownJobError."""
 
-    def events(self, handle: JobHandle) -> Iterator[TaskEvent]:
+    def events(self, handle: JobHandle, stop: threading.Event | None = None
+               ) -> Iterator[TaskEvent]:
         """Current state of every task first, then changes as they happen; ends after a
-        job-level event. Never busy-polls."""
+        job-level event, or soon after `stop` is set (the client is exiting). Never
+        busy-polls."""
 
     def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
         """Raw process output of one task (the runner's own output is also in the store)."""
