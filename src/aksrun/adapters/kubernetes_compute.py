@@ -204,7 +204,13 @@ class _Tracker:
                 raise AksrunError(f"watching the {source} of job {self.handle.job_id} failed: "
                                   f"{obj['error']}")
             if source == "pod":
-                yield from self._on_pod(kind, obj)
+                for event in self._on_pod(kind, obj):
+                    yield event
+                    if event.kind == "failed" and event.reason == "OOMKilled":
+                        # Kubernetes would retry it with the same limit, and fail again.
+                        self.compute.cancel(self.handle)
+                        yield TaskEvent("job_failed", reason="OOMKilled", message=event.message)
+                        return
             elif source == "event":
                 self._on_event(obj)
             elif source == "job":

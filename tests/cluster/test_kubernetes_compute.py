@@ -1,0 +1,155 @@
+"""KubernetesCompute on the fake cluster: faults Kubernetes reports, and how aksrun says so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+import aksrun
+from tests.e2e import funcs
+from tests.support.clirun import aksrun_cli
+from tests.support.manifests import assert_valid_job
+
+
+def _job_pods(k8s, job_id):
+    return k8s.cluster.pods(k8s.namespace, lambda p: p["metadata"]["name"].startswith(job_id))
+
+
+def _wait_running_pod(k8s, job_id, index=0, timeout=60):
+    return k8s.cluster.wait_for_pod(
+        lambda p: p["metadata"]["name"].startswith(f"{job_id}-{index}-")
+        and p["status"].get("phase") == "Running"
+        and not p["metadata"].get("deletionTimestamp"),
+        timeout=timeout, namespace=k8s.namespace,
+    )
+
+
+def test_one_kubernetes_write_per_submission_and_reads_by_watch(k8s):
+    before = k8s.cluster.requests.copy()
+    assert list(aksrun.function()(funcs.square).map(range(40), chunksize=4)) == [
+        x * x for x in range(40)]
+    delta = k8s.cluster.requests - before
+    writes = {k: v for k, v in delta.items() if k[0] in ("create", "update", "patch", "delete")}
+    assert writes == {("create", "jobs"): 1}
+    assert delta[("watch", "pods")] >= 1 and delta[("watch", "jobs")] >= 1
+    assert not any(verb == "get" and res == "jobs" for verb, res in delta)  # no status polling
+    jobs = k8s.cluster.objects("jobs", k8s.namespace)
+    assert len(jobs) == 1 and jobs[0]["spec"]["completions"] == 10
+
+
+def test_pod_killed_mid_chunk_is_retried_and_result_arrives_once(k8s, capfd):
+    fut = aksrun.function()(funcs.sleep_for).submit(3)
+    pod = _wait_running_pod(k8s, fut.job_id)
+    time.sleep(0.5)
+    k8s.cluster.kill(pod["metadata"]["name"])
+    assert fut.result(timeout=120) == 3
+    assert len(_job_pods(k8s, fut.job_id)) == 2
+    assert "retrying" in capfd.readouterr().err
+
+
+def test_evicted_pod_is_retried_and_said_so(k8s, capfd):
+    remote = aksrun.function()(funcs.sleep_for)
+    results = remote.map([2, 2], chunksize=1)
+    client = aksrun.api.session.default_client()
+    job_id = client.list()[0].job_id
+    pod = _wait_running_pod(k8s, job_id, index=1)
+    k8s.cluster.evict(pod["metadata"]["name"], namespace=k8s.namespace)
+    assert list(results) == [2, 2]
+    err = capfd.readouterr().err
+    assert "evicted or preempted" in err and "retrying" in err
+    job = k8s.cluster.objects("jobs", k8s.namespace)[0]
+    assert job["status"]["succeeded"] == 2
+    assert not job["status"].get("failed")  # podFailurePolicy Ignore: not counted
+    assert len(_job_pods(k8s, f"{job_id}-1-")) == 2
+
+
+def test_oom_killed_fails_fast_naming_the_limit(k8s):
+    def hog():
+        blocks = []
+        while True:
+            blocks.append(bytearray(50 * 1024 * 1024))
+            time.sleep(0.01)
+
+    start = time.monotonic()
+    with pytest.raises(aksrun.JobFailedError, match=r"memory='128Mi'.*raise memory="):
+        aksrun.function(memory="128Mi")(hog)()
+    assert time.monotonic() - start < 30
+
+    def live_jobs():
+        return k8s.cluster.objects("jobs", k8s.namespace,
+                                   lambda j: not j["metadata"].get("deletionTimestamp"))
+
+    k8s.cluster.wait_for(lambda: not live_jobs(), timeout=10)  # stopped, not left retrying
+
+
+def test_unschedulable_fails_fast_with_scheduler_message(k8s):
+    start = time.monotonic()
+    with pytest.raises(aksrun.JobFailedError) as info:
+        aksrun.function(cpu="64", memory="1Gi")(funcs.square)(2)
+    text = str(info.value)
+    assert "Unschedulable" in text and "Insufficient cpu" in text and "cpu=64" in text
+    assert time.monotonic() - start < 30
+
+
+def test_gpu_without_gpu_nodes_is_unschedulable(k8s):
+    with pytest.raises(aksrun.JobFailedError, match=r"gpu=1"):
+        aksrun.function(gpu=1)(funcs.square)(2)
+
+
+def test_image_pull_failure_names_the_image(k8s):
+    remote = aksrun.function(image="aksrunacr.azurecr.io/does-not-exist:1")(funcs.square)
+    with pytest.raises(aksrun.JobFailedError) as info:
+        remote(2)
+    assert "aksrunacr.azurecr.io/does-not-exist:1" in str(info.value)
+    assert "ErrImagePull" in str(info.value) or "ImagePullBackOff" in str(info.value)
+
+
+def test_watch_resumes_after_410(k8s):
+    fut = aksrun.function()(funcs.sleep_for).submit(2)
+    _wait_running_pod(k8s, fut.job_id)
+    k8s.cluster.compact()  # every watch resuming from an older resourceVersion now gets 410
+    assert fut.result(timeout=120) == 2
+
+
+def test_job_deadline_backstop(k8s, monkeypatch):
+    from aksrun.core import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_deadline", lambda *a: 3)
+    with pytest.raises(TimeoutError, match="deadline"):
+        aksrun.function(timeout=60)(funcs.sleep_for)(30)
+
+
+def test_dry_run_prints_a_valid_manifest_and_submits_nothing(k8s):
+    before = k8s.cluster.requests.copy()
+    out = aksrun_cli("run", "--dry-run", "tests.e2e.funcs:add", "2", "b=3", "--cpu", "2",
+                     "--memory", "3Gi")
+    assert out.returncode == 0, out.stderr
+    job = yaml.safe_load(out.stdout)
+    assert_valid_job(job)
+    assert job["kind"] == "Job" and job["spec"]["completionMode"] == "Indexed"
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "2", "memory": "3Gi"}
+    assert resources["limits"]["memory"] == "3Gi"
+    env = {e["name"]: e.get("value", "") for e in
+           job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert all(len(v) < 300 for k, v in env.items() if k != "AKSRUN_STORAGE_CONNECTION_STRING")
+    assert k8s.cluster.requests == before  # nothing reached the API
+    store = aksrun.api.session.default_client().store
+    assert list(store.list("jobs/")) == []
+
+
+def test_get_after_the_client_died_reattaches_from_api_and_store(k8s):
+    code = ("import aksrun, os; from tests.e2e import funcs;"
+            "f = aksrun.function()(funcs.sleep_for).submit(1.5); print(f.job_id, flush=True);"
+            "os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    job_id = out.stdout.strip()
+    assert aksrun.get(job_id).result(timeout=120) == 1.5
+    listing = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
+    assert [row["state"] for row in listing if row["job_id"] == job_id] == ["succeeded"]
