@@ -9,3 +9,14 @@ from tests.support.cluster_fixtures import ClusterSetup, use_fake_cluster
 def k8s(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ClusterSetup:
     """aksrun configured for the fake cluster (fresh namespace) and Azurite (fresh container)."""
     return use_fake_cluster(request, monkeypatch)
+
+
+@pytest.fixture
+def simulated_target(k8s: ClusterSetup):
+    """The integration scenarios' target on the simulated AKS (fake cluster + Azurite)."""
+    from aksrun.api.session import default_client
+    from tests.scenarios.target import Target
+
+    client = default_client()
+    return Target(name="simulated", store=client.store, namespace=k8s.namespace, client=client,
+                  timeout=120.0, details={"api_server": k8s.cluster.url})

@@ -165,6 +165,7 @@ def start_azurite(
     *,
     oauth: bool = False,
     in_memory: bool = False,
+    access_log: bool = False,
     timeout: float = START_TIMEOUT,
     repo_root: Path = REPO_ROOT,
 ) -> Azurite:
@@ -172,6 +173,7 @@ def start_azurite(
 
     `oauth=True` serves HTTPS with a fresh self-signed certificate and `--oauth basic`.
     `in_memory=True` keeps blobs in RAM (benchmarks: no disk in the measurement).
+    `access_log=True` logs one line per request to `log_path` (benchmarks count them).
     """
     binary = find_binary(repo_root)
     owned: list[Path] = []
@@ -189,8 +191,10 @@ def start_azurite(
         log_path = folder / f"azurite-{port}.log"
         command = [
             str(binary), "--blobHost", HOST, "--blobPort", str(port),
-            "--disableTelemetry", "--silent", "--skipApiVersionCheck",
+            "--disableTelemetry", "--skipApiVersionCheck",
         ]
+        if not access_log:
+            command.append("--silent")
         # (Azurite refuses --location together with --inMemoryPersistence)
         command += ["--inMemoryPersistence"] if in_memory else ["--location", str(folder)]
         if oauth:

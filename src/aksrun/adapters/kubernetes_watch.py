@@ -69,8 +69,9 @@ class MergedWatch:
                 self._watches.append(w)
                 try:
                     for event in w.stream(list_call, resource_version=version,
-                                          timeout_seconds=WATCH_SECONDS, **kwargs):
-                        obj = event["raw_object"]
+                                          timeout_seconds=WATCH_SECONDS, deserialize=False,
+                                          **kwargs):
+                        obj = event["object"]  # plain JSON: no model built per event
                         version = (obj.get("metadata") or {}).get("resourceVersion", version)
                         if event["type"] != "BOOKMARK":
                             self.queue.put((source, event["type"], obj))
