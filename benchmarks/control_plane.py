@@ -147,7 +147,7 @@ def main() -> None:
             sample = min(n, args.naive_sample)
             polling = PollingCompute(client.compute)
 
-            def naive(sample=sample):
+            def naive(sample=sample, polling=polling):
                 real = client.compute
                 client.compute = polling
                 try:
@@ -168,7 +168,7 @@ def main() -> None:
     print("|---:|---|---|---:|---:|---:|---:|")
     for n, sample, ours, theirs in rows:
         scale = n / sample
-        note = f" (measured on {sample}, ×{scale:g})" if scale != 1 else ""
+        note = f" (measured on {sample}, x{scale:g})" if scale != 1 else ""
         for name, m, k in (("aksrun", ours, 1.0), ("per-call" + note, theirs, scale)):
             writes = sum(v for (verb, _r), v in m["api"].items()
                          if verb in ("create", "update", "patch", "delete"))
@@ -182,8 +182,8 @@ def main() -> None:
         api_o, api_t = sum(ours["api"].values()), sum(theirs["api"].values()) * scale
         blob_o, blob_t = sum(ours["blobs"].values()), sum(theirs["blobs"].values()) * scale
         cpu_o, cpu_t = ours["cpu"] / n, theirs["cpu"] / sample
-        print(f"- {n:,} calls: API requests ×{api_t / api_o:.1f}, blob ops "
-              f"×{blob_t / blob_o:.1f}, client CPU per call ×{cpu_t / cpu_o:.1f}")
+        print(f"- {n:,} calls: API requests x{api_t / api_o:.1f}, blob ops "
+              f"x{blob_t / blob_o:.1f}, client CPU per call x{cpu_t / cpu_o:.1f}")
 
 
 if __name__ == "__main__":
