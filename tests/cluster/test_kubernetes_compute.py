@@ -153,3 +153,38 @@ def test_get_after_the_client_died_reattaches_from_api_and_store(k8s):
     assert aksrun.get(job_id).result(timeout=120) == 1.5
     listing = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
     assert [row["state"] for row in listing if row["job_id"] == job_id] == ["succeeded"]
+
+
+def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):
+    """AKSRUN_BACKEND=aks: the kubeconfig comes from ARM (here the fake cluster's, returned by
+    a stand-in for the ARM call), is written privately, and jobs run through it."""
+    import os
+    import stat
+
+    from aksrun.adapters.azure import kubeconfig as arm
+
+    calls = []
+
+    def fetch(subscription_id, resource_group, cluster_name, credential=None, *, client=None):
+        calls.append((subscription_id, resource_group, cluster_name))
+        return k8s.kubeconfig.read_bytes()
+
+    written = []
+    real_write = arm.write_private_kubeconfig
+
+    def write(data, directory=None):
+        path = real_write(data, directory)
+        written.append(path)
+        return path
+
+    monkeypatch.setattr(arm, "fetch_kubeconfig", fetch)
+    monkeypatch.setattr(arm, "write_private_kubeconfig", write)
+    monkeypatch.delenv("AKSRUN_BACKEND")
+    monkeypatch.delenv("KUBECONFIG")
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg-ml")
+    monkeypatch.setenv("AZURE_AKS_CLUSTER_NAME", "aks-ml")
+    assert aksrun.function()(funcs.add)(20, b=22) == 42
+    assert calls == [("00000000-0000-0000-0000-000000000000", "rg-ml", "aks-ml")]
+    assert stat.S_IMODE(os.stat(written[0]).st_mode) == 0o600
+    assert aksrun.api.session.default_client().backend == "aks"
