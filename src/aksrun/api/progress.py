@@ -18,6 +18,7 @@ class Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
@@ -27,6 +28,7 @@ class Progress:
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 transient=False,
+                console=Console(stderr=True),
             )
             self._task = self._bar.add_task(description, total=total)
             self._bar.start()
