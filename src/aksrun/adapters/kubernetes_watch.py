@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -29,7 +30,7 @@ class MergedWatch:
         self.api_client = api_client
         self.queue: queue.Queue = queue.Queue()
         self.stopped = threading.Event()
-        self._watches: list[Any] = []
+        self._responses: list[Any] = []
         self._threads: list[threading.Thread] = []
         _live.add(self)
 
@@ -47,47 +48,66 @@ class MergedWatch:
         (a daemon thread still reading at interpreter exit can abort the process)."""
         self.stopped.set()
         self.queue.put(("watch", "STOPPED", {}))  # wakes the consumer
-        for watch in list(self._watches):
-            watch.stop()
-            response = getattr(watch, "_resp", None)
-            if response is not None:
-                with contextlib.suppress(Exception):
-                    response.close()
+        for response in list(self._responses):
+            with contextlib.suppress(Exception):
+                response.close()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(wait)
 
     def _run(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-        from kubernetes import watch
-        from kubernetes.client.rest import ApiException
-
+        """List, then watch from the list's resourceVersion; resume where a watch ends; list
+        again after 410 Gone. The watch request is made directly (raw JSON lines) rather
+        than through `kubernetes.watch.Watch`, whose raw mode mishandles ERROR events."""
         sanitize = self.api_client.sanitize_for_serialization
         try:
             version = self._list(source, list_call, kwargs, sanitize)
             while not self.stopped.is_set():
-                w = watch.Watch()
-                self._watches.append(w)
-                try:
-                    for event in w.stream(list_call, resource_version=version,
-                                          timeout_seconds=WATCH_SECONDS, deserialize=False,
-                                          **kwargs):
-                        obj = event["object"]  # plain JSON: no model built per event
-                        version = (obj.get("metadata") or {}).get("resourceVersion", version)
-                        if event["type"] != "BOOKMARK":
-                            self.queue.put((source, event["type"], obj))
-                        if self.stopped.is_set():
-                            break
-                except ApiException as exc:
-                    if exc.status != 410:
-                        raise
+                version = self._watch_once(source, list_call, kwargs, version)
+                if version is None:
                     log.debug("watch of %s expired (410); listing again", source)
                     version = self._list(source, list_call, kwargs, sanitize)
-                finally:
-                    self._watches.remove(w)
         except Exception as exc:  # the consumer decides what a broken watch means
             if not self.stopped.is_set():
                 log.debug("watch of %s broke", source, exc_info=True)
                 self.queue.put((source, "BROKEN", {"error": exc}))
+
+    def _watch_once(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any],
+                    version: str) -> str | None:
+        """One watch request; returns the version to resume from, None after 410 Gone."""
+        from kubernetes.client.rest import ApiException
+        from kubernetes.watch.watch import iter_resp_lines
+
+        try:
+            response = list_call(watch=True, resource_version=version,
+                                 timeout_seconds=WATCH_SECONDS, allow_watch_bookmarks=True,
+                                 _preload_content=False, **kwargs)
+        except ApiException as exc:
+            if exc.status == 410:
+                return None
+            raise
+        self._responses.append(response)
+        try:
+            for line in iter_resp_lines(response):
+                if self.stopped.is_set():
+                    break
+                if not line:
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:
+                        return None
+                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                if event.get("type") != "BOOKMARK":
+                    self.queue.put((source, event["type"], obj))
+        finally:
+            self._responses.remove(response)
+            with contextlib.suppress(Exception):
+                response.close()
+                response.release_conn()
+        return version
 
     def _list(self, source: str, list_call, kwargs, sanitize) -> str:
         result = list_call(**kwargs)

@@ -11,6 +11,7 @@ class Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._bar: Any = None
         if self.enabled and total > 1:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -18,7 +19,6 @@ class Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
