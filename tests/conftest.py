@@ -48,7 +48,11 @@ def _load_dotenv() -> None:
 _load_dotenv()  # before anything else reads the environment
 AZURE_CONFIGURED = all(os.environ.get(v) for v in INTEGRATION_VARS)
 
-pytest_plugins = ["tests.support.azure_fixtures", "tests.support.cluster_fixtures"]
+pytest_plugins = [
+    "tests.support.azure_fixtures",
+    "tests.support.cluster_fixtures",
+    "tests.support.artifacts",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,7 +80,9 @@ def _isolated_aksrun(request: pytest.FixtureRequest, tmp_path_factory, monkeypat
     monkeypatch.setenv("AKSRUN_USER", "tester")
     if request.node.get_closest_marker("integration"):
         return
-    for name in (*INTEGRATION_VARS, *OPTIONAL_VARS, *_IDENTITY_VARS):
+    # A developer's real .env and cluster must not reach tests that promise to stay local.
+    monkeypatch.setenv("AKSRUN_DOTENV", "0")
+    for name in (*INTEGRATION_VARS, *OPTIONAL_VARS, *_IDENTITY_VARS, "KUBECONFIG"):
         monkeypatch.delenv(name, raising=False)
     if "azurite_oauth" not in request.fixturenames:
         monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "dev")

@@ -12,11 +12,14 @@ def k8s(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Clus
 
 
 @pytest.fixture
-def simulated_target(k8s: ClusterSetup):
-    """The integration scenarios' target on the simulated AKS (fake cluster + Azurite)."""
+def simulated_target(k8s: ClusterSetup, artifact_collector):
+    """The integration scenarios' target on the simulated AKS (fake cluster + Azurite); a
+    failed scenario leaves the same artifacts as on real AKS."""
     from aksrun.api.session import default_client
     from tests.scenarios.target import Target
 
     client = default_client()
-    return Target(name="simulated", store=client.store, namespace=k8s.namespace, client=client,
-                  timeout=120.0, details={"api_server": k8s.cluster.url})
+    return artifact_collector.track(Target(
+        name="simulated", store=client.store, namespace=k8s.namespace, client=client,
+        timeout=120.0, details={"api_server": k8s.cluster.url},
+    ))

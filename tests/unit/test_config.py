@@ -7,7 +7,7 @@ from aksrun.errors import ConfigError
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for name in ("AKSRUN_USER", "AKSRUN_HOME"):
+    for name in ("AKSRUN_USER", "AKSRUN_HOME", "AKSRUN_DOTENV"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -93,3 +93,9 @@ def test_aksrun_toml(project):
     (project / "aksrun.toml").write_text('backend = "kubernetes"\nnamespace = "team-a"\n')
     config = load_config()
     assert config.backend == "kubernetes" and config.effective_namespace == "team-a"
+
+
+def test_dotenv_can_be_switched_off(project, monkeypatch):
+    (project / ".env").write_text("AKSRUN_MAX_PARALLEL=5\n")
+    monkeypatch.setenv("AKSRUN_DOTENV", "0")
+    assert load_config().max_parallel is None

@@ -1,7 +1,8 @@
 """Settings, each validated at load with the source it came from.
 
 Precedence: explicit arguments > environment (`AKSRUN_*`, `AZURE_*`) > `.env` (never
-overriding the environment) > `[tool.aksrun]` in pyproject.toml or `aksrun.toml` > defaults.
+overriding the environment; `AKSRUN_DOTENV=0` ignores it) > `[tool.aksrun]` in
+pyproject.toml or `aksrun.toml` > defaults.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, cwd: str | None = No
 
     environ = dict(os.environ)  # before .env is loaded, so sources stay exact
     dotenv_path = here / ".env"
-    if dotenv_path.is_file():
+    if dotenv_path.is_file() and environ.get("AKSRUN_DOTENV", "1") != "0":
         from dotenv import dotenv_values, load_dotenv
 
         for key, value in dotenv_values(dotenv_path).items():
