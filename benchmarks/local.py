@@ -18,8 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import aksrun  # noqa: E402
-from bench_funcs import busy_50ms, trivial  # noqa: E402
+from bench_funcs import busy_50ms, trivial
+
+import aksrun
 
 WORKERS = os.cpu_count() or 1
 
