@@ -89,47 +89,11 @@ class LocalCompute:
         """Tail `events.jsonl`. The launching client is woken through a pipe at each event;
         a re-attached client, which has no pipe, re-reads the file with a short backoff."""
         folder = Path(handle.data["folder"])
-        path = folder / "events.jsonl"
         wake = _Wake(handle.data.get("wake_fd"), stop)
-        offset, pending = 0, b""
-        started = time.monotonic()
         try:
-            yield from self._tail_events(folder, path, wake, offset, pending, started)
+            yield from _tail_events(folder, wake)
         finally:
             wake.close()
-
-    def _tail_events(self, folder, path, wake, offset, pending, started):
-        while True:
-            chunk = b""
-            with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
-                src.seek(offset)
-                chunk = src.read()
-            if chunk:
-                offset += len(chunk)
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    event = _event(json.loads(line))
-                    yield event
-                    if event.kind in TERMINAL:
-                        return
-                continue
-            if not _supervisor_alive(folder) and time.monotonic() - started > 2.0:
-                # One more read: the supervisor may have written its last line and exited.
-                with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
-                    src.seek(offset)
-                    if src.read():
-                        continue
-                yield TaskEvent(
-                    "job_failed",
-                    reason="SupervisorLost",
-                    message="the local job supervisor died before the job finished "
-                    f"(see {folder / 'supervisor.log'}); re-submit the job.",
-                )
-                return
-            if wake.stopped():
-                return
-            wake.wait()
 
     def logs(self, handle: JobHandle, index: int = 0, follow: bool = False) -> Iterator[str]:
         folder = Path(handle.data["folder"]) / "tasks"
@@ -198,6 +162,44 @@ class _Wake:
             self.fd = None
 
 
+def _tail_events(folder: Path, wake: _Wake) -> Iterator[TaskEvent]:
+    path, offset, pending, started = folder / "events.jsonl", 0, b"", time.monotonic()
+    while True:
+        chunk = _read_from(path, offset)
+        if chunk:
+            offset += len(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                event = _event(json.loads(line))
+                yield event
+                if event.kind in TERMINAL:
+                    return
+            continue
+        if not _supervisor_alive(folder) and time.monotonic() - started > 2.0:
+            if _read_from(path, offset):  # its last lines, written just before it exited
+                continue
+            yield TaskEvent(
+                "job_failed",
+                reason="SupervisorLost",
+                message="the local job supervisor died before the job finished "
+                f"(see {folder / 'supervisor.log'}); re-submit the job.",
+            )
+            return
+        if wake.stopped():
+            return
+        wake.wait()
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What a growing file holds past `offset` (nothing if it doesn't exist yet)."""
+    try:
+        with open(path, "rb") as src:
+            src.seek(offset)
+            return src.read()
+    except FileNotFoundError:
+        return b""
+
+
 def _finished(handle: JobHandle) -> bool:
     return _fold(Path(handle.data["folder"])).state not in ("pending", "running")
 
@@ -205,10 +207,7 @@ def _finished(handle: JobHandle) -> bool:
 def _read_text(path: Path, follow: bool, finished) -> Iterator[str]:
     offset = 0
     while True:
-        data = b""
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
-            src.seek(offset)
-            data = src.read()
+        data = _read_from(path, offset)
         if data:
             offset += len(data)
             yield data.decode("utf-8", "replace")
