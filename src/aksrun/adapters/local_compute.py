@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from ..errors import UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+from .local_standby import start_supervisor
 
 TERMINAL = ("job_succeeded", "job_failed", "job_cancelled")
 _STATE = {"job_succeeded": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
@@ -59,19 +59,7 @@ class LocalCompute:
             "slot_count": self.max_parallel,
         }
         _write_json(folder / "launch.json", spec)
-        wake_r, wake_w = os.pipe()  # the supervisor writes a byte per event: no polling
-        with open(folder / "supervisor.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "aksrun.adapters.local_supervisor", str(folder),
-                 str(wake_w)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the client's Ctrl+C and exit
-                close_fds=True,
-                pass_fds=(wake_w,),
-            )
-        os.close(wake_w)
+        proc, wake_r = start_supervisor(folder)
         (folder / "supervisor.pid").write_text(str(proc.pid))
         _reap_later(proc)
         return JobHandle(request.job_id, self.name, {"folder": str(folder), "wake_fd": wake_r})

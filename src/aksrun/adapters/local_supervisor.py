@@ -303,25 +303,51 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _warm_up(store_url: str) -> None:
+def _warm_up(store_url: str | None) -> None:
     """Import what every runner needs once, before forking them."""
     import cloudpickle  # noqa: F401
-    import tblib.pickling_support  # noqa: F401
 
     from ..core.backends import open_store
     from ..runner import logtee, main  # noqa: F401
 
-    open_store(store_url)
+    if store_url is not None:
+        open_store(store_url)
+
+
+def _wait_for_job(idle_seconds: float) -> Path | None:
+    """Standby: warm up, then wait for the job folder and the client's environment on
+    stdin (local_standby.py). None when the client went away or nobody came."""
+    _warm_up(None)
+    ready, _, _ = select.select([sys.stdin], [], [], idle_seconds)
+    line = sys.stdin.buffer.readline() if ready else b""
+    if not line:
+        return None
+    message = json.loads(line)
+    os.environ.clear()
+    os.environ.update(message["environ"])
+    folder = Path(message["folder"])
+    log_fd = os.open(folder / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    return folder
 
 
 def main() -> int:
-    folder = Path(sys.argv[1])
-    notify_fd = int(sys.argv[2]) if len(sys.argv) > 2 else None
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.argv[1] == "--standby":
+        from .local_standby import IDLE_SECONDS
+
+        notify_fd = int(sys.argv[2])
+        folder = _wait_for_job(IDLE_SECONDS)
+        if folder is None:
+            return 0
+    else:
+        folder, notify_fd = Path(sys.argv[1]), int(sys.argv[2])
     supervisor = Supervisor(folder, notify_fd)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGCHLD, supervisor.on_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _warm_up(supervisor.spec["store_url"])
     return supervisor.run()
 
