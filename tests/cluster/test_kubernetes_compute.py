@@ -188,3 +188,48 @@ def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):
     assert calls == [("00000000-0000-0000-0000-000000000000", "rg-ml", "aks-ml")]
     assert stat.S_IMODE(os.stat(written[0]).st_mode) == 0o600
     assert aksrun.api.session.default_client().backend == "aks"
+
+
+def crash_or_sleep(x):
+    import os
+    import time
+
+    if x == 0:
+        os._exit(3)  # the runner dies without a word, every time
+    time.sleep(x)
+    return x
+
+
+def test_a_task_out_of_retries_fails_before_the_rest_of_the_job(k8s):
+    start = time.monotonic()
+    results = aksrun.function()(crash_or_sleep).map([0, 30], chunksize=1,
+                                                    return_exceptions=True)
+    first = next(results)
+    assert isinstance(first, aksrun.JobFailedError)
+    assert "exited with code 3" in str(first) and "no retries left" in str(first)
+    assert time.monotonic() - start < 25  # not after the 30 s task
+    results.close()
+
+
+def test_hard_timeout_is_not_retried(k8s):
+    def stuck():
+        import time
+
+        while True:
+            try:
+                time.sleep(60)
+            except BaseException:  # swallows the timeout: only the watchdog can stop it
+                pass
+
+    with pytest.raises(TimeoutError):
+        aksrun.function(timeout=1)(stuck)()
+    job = k8s.cluster.wait_for(
+        lambda: next(iter(k8s.cluster.objects("jobs", k8s.namespace)), None), timeout=10)
+    k8s.cluster.wait_for(lambda: _job_finished(k8s), timeout=30)
+    assert len(_job_pods(k8s, job["metadata"]["name"])) == 1
+
+
+def _job_finished(k8s):
+    jobs = k8s.cluster.objects("jobs", k8s.namespace)
+    return jobs and any(c.get("type") in ("Failed", "Complete") and c.get("status") == "True"
+                        for c in jobs[0]["status"].get("conditions", []))

@@ -85,3 +85,30 @@ def test_tampered_job_record_is_rejected_by_the_runner(backend, monkeypatch):
     monkeypatch.setattr(client.compute, "launch", launch)
     with pytest.raises(aksrun.IntegrityError, match=r"job\.json"):
         aksrun.function()(funcs.square)(2)
+
+
+def test_a_corrupted_function_object_is_replaced_not_fatal(backend):
+    client = aksrun.api.session.default_client()
+    remote = aksrun.function()(funcs.square)
+    assert remote(3) == 9
+    (key,) = [k for k in client.store.list("functions/")]
+    data = bytearray(client.store.get(key))
+    data[-1] ^= 0xFF
+    client.store.put(key, bytes(data))
+    client._uploaded.clear()  # as a new process would start
+    assert remote(4) == 16
+
+
+def test_a_failed_upload_leaves_nothing_behind(backend, monkeypatch):
+    client = aksrun.api.session.default_client()
+    real_put = client.store.put
+
+    def put(key, data):
+        if key.endswith("inputs/00001.pkl"):
+            raise OSError("disk full")
+        return real_put(key, data)
+
+    monkeypatch.setattr(client.store, "put", put)
+    with pytest.raises(OSError, match="disk full"):
+        list(aksrun.function()(funcs.square).map(range(4), chunksize=2))
+    assert list(client.store.list("jobs/")) == []

@@ -90,3 +90,22 @@ def test_as_completed_works_with_aksrun_futures(backend):
     futures = [remote.submit(d) for d in (0.6, 0.1)]
     order = [f.result() for f in cf.as_completed(futures, timeout=60)]
     assert sorted(order) == [0.1, 0.6]
+
+
+def test_local_map_reaches_its_parallelism(backend):
+    """A long task in one slot doesn't hold the other: task 2 starts before task 1 ends."""
+    if not backend.startswith("local"):
+        pytest.skip("runner slots are the local supervisor's; Kubernetes schedules pods itself")
+    import json
+    import os
+    from pathlib import Path
+
+    results = list(aksrun.function()(funcs.sleep_for).map([0.2, 3, 0.2, 0.2], chunksize=1,
+                                                           max_parallel=2))
+    assert results == [0.2, 3, 0.2, 0.2]
+    job_id = aksrun.api.session.default_client().list()[0].job_id
+    events = Path(os.environ["AKSRUN_HOME"]) / "local" / "jobs" / job_id / "events.jsonl"
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    started = {e["index"]: e["time"] for e in lines if e["kind"] == "started"}
+    finished = {e["index"]: e["time"] for e in lines if e["kind"] == "succeeded"}
+    assert started[2] < finished[1] and started[3] < finished[1]

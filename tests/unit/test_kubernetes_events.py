@@ -93,3 +93,23 @@ def test_job_conditions():
 def test_index_ranges():
     assert kev.parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
     assert kev.parse_indexes("") == set() and kev.parse_indexes(None) == set()
+
+
+def test_connection_strings_reach_pods_only_for_a_loopback_emulator(monkeypatch, tmp_path):
+    import pytest
+
+    from aksrun.adapters.kubernetes_compute import redact, storage_env
+    from aksrun.core.config import load_config
+    from aksrun.errors import ConfigError
+
+    azurite = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=abc==;"
+               "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
+    real = ("DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=SECRET==;"
+            "EndpointSuffix=core.windows.net")
+    monkeypatch.chdir(tmp_path)
+    base = {"backend": "kubernetes", "store": "az://c/p"}
+    env = storage_env(load_config({**base, "storage_connection_string": azurite}))
+    assert env["AKSRUN_STORAGE_CONNECTION_STRING"] == azurite
+    with pytest.raises(ConfigError, match="workload identity"):
+        storage_env(load_config({**base, "storage_connection_string": real}))
+    assert "SECRET" not in redact(real) and "AccountKey=<redacted>" in redact(real)

@@ -7,6 +7,7 @@ The AKS backend is this compute with a BlobStore and a kubeconfig from ARM
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -187,6 +188,8 @@ class _Tracker:
         self.finished: set[str] = set()  # pod names already turned into an event
         self.succeeded: set[int] = set()
         self.attempts: dict[int, int] = {}
+        self.counted: dict[int, int] = {}  # failures that count against backoffLimitPerIndex
+        self.backoff_limit: int | None = None
         self.unschedulable: dict[str, float] = {}  # pod name -> first seen
         self.scale_up: dict[str, str] = {}  # pod name -> autoscaler's verdict
         self.pods: dict[str, dict[str, Any]] = {}
@@ -261,6 +264,13 @@ class _Tracker:
                 self.succeeded.add(index)
             else:
                 self.attempts[index] = attempt + 1
+                if event.kind == "retrying" and event.reason != "Evicted":
+                    self.counted[index] = self.counted.get(index, 0) + 1
+                    if self.backoff_limit is not None and self.counted[index] > self.backoff_limit:
+                        event = dataclasses.replace(  # the controller won't start it again
+                            event, kind="failed",
+                            message=f"{event.message} (no retries left: "
+                            f"backoffLimitPerIndex={self.backoff_limit})")
             yield event
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -277,6 +287,8 @@ class _Tracker:
             return TaskEvent("job_cancelled", reason="Deleted",
                              message=f"Job {self.handle.job_id} was deleted")
         self.job_seen = True
+        limit = (job.get("spec") or {}).get("backoffLimitPerIndex")
+        self.backoff_limit = limit if isinstance(limit, int) else self.backoff_limit
         return kev.job_terminal(job)
 
     def _flush_successes(self) -> Iterator[TaskEvent]:
@@ -392,17 +404,41 @@ def render_job_for_config(request: LaunchRequest, config: Config) -> dict[str, A
 
 
 def storage_env(config: Config) -> dict[str, str]:
-    """How a pod reaches the store: pointers only (account, endpoint). A connection string is
-    passed only when one is configured (Azurite, development); on AKS pods use workload
-    identity through DefaultAzureCredential."""
+    """How a pod reaches the store: pointers only (account, endpoint); pods authenticate with
+    workload identity through DefaultAzureCredential. A connection string carries the
+    account key, so it goes into a Job only when it points at a loopback emulator (Azurite,
+    development); any other is refused rather than written where every Job reader sees it."""
     env = {}
     if config.storage_account:
         env["AZURE_STORAGE_ACCOUNT"] = config.storage_account
     if config.storage_account_url:
         env["AKSRUN_STORAGE_ACCOUNT_URL"] = config.storage_account_url
-    if config.storage_connection_string:
+    if config.storage_connection_string and config.store_url.startswith("az://"):
+        if not _is_emulator(config.storage_connection_string):
+            raise ConfigError(
+                "AKSRUN_STORAGE_CONNECTION_STRING holds the storage account key, which would be "
+                "visible in every Job's spec; on Kubernetes the pods sign in with workload "
+                "identity instead: unset it and set AZURE_STORAGE_ACCOUNT."
+            )
         env["AKSRUN_STORAGE_CONNECTION_STRING"] = config.storage_connection_string
     return env
+
+
+def _is_emulator(connection_string: str) -> bool:
+    from urllib.parse import urlparse
+
+    parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        return True
+    host = urlparse(parts.get("BlobEndpoint", "")).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def redact(text: str) -> str:
+    """Hide account keys and SAS signatures in text meant for a terminal."""
+    import re
+
+    return re.sub(r"(AccountKey=|SharedAccessSignature=|sig=)[^;&\s\"']+", r"\1<redacted>", text)
 
 
 def _image_or_placeholder(config: Config) -> str:

@@ -10,13 +10,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..ports.compute import EXIT_INTEGRITY, EXIT_USAGE, EXIT_VERSION, TaskEvent
+from ..ports.compute import EXIT_REASONS, FATAL_EXIT_CODES, TaskEvent
 
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
-_FATAL_REASONS = {"IntegrityError", "VersionMismatch", "Usage"}
-RUNNER_EXIT_REASONS = {EXIT_INTEGRITY: "IntegrityError", EXIT_VERSION: "VersionMismatch",
-                       EXIT_USAGE: "RunnerUsage"}
+_FATAL_REASONS = {EXIT_REASONS[code] for code in FATAL_EXIT_CODES}
 
 
 def pod_index(pod: Mapping[str, Any]) -> int | None:
@@ -133,7 +131,7 @@ def job_terminal(job: Mapping[str, Any]) -> TaskEvent | None:
             if reason == "PodFailurePolicy":  # the runner's own verdict, by its exit code
                 match = re.search(r"exit code (\d+)", text)
                 code = int(match.group(1)) if match else None
-                reason = RUNNER_EXIT_REASONS.get(code, reason)
+                reason = EXIT_REASONS.get(code, reason)
             if reason == "DeadlineExceeded":
                 text = f"the job exceeded its deadline (activeDeadlineSeconds): {text}"
             return TaskEvent("job_failed", reason=reason, message=text)

@@ -18,7 +18,7 @@ from typing import Any
 from ..core.options import resolve_node_type
 from ..core.quantities import memory_bytes
 from ..errors import ConfigError
-from ..ports.compute import FATAL_EXIT_CODES, LaunchRequest
+from ..ports.compute import EXIT_TIMEOUT, FATAL_EXIT_CODES, LaunchRequest
 
 RUNNER_CONTAINER = "runner"
 RUNNER_COMMAND = ("python", "-m", "aksrun.runner")
@@ -156,7 +156,8 @@ def job_labels(request: LaunchRequest) -> dict[str, str]:
 
 
 def pod_failure_policy() -> dict[str, Any]:
-    """FailJob on the runner's fatal exit codes; Ignore (retry, uncounted) on disruptions."""
+    """FailJob on the runner's fatal exit codes; FailIndex on its hard-timeout code; Ignore
+    (retry, uncounted) on disruptions."""
     return {
         "rules": [
             {
@@ -165,6 +166,14 @@ def pod_failure_policy() -> dict[str, Any]:
                     "containerName": RUNNER_CONTAINER,
                     "operator": "In",
                     "values": sorted(set(FATAL_EXIT_CODES)),  # the server wants them ordered
+                },
+            },
+            {  # a call that hung past its timeout: running it again would hang again
+                "action": "FailIndex",
+                "onExitCodes": {
+                    "containerName": RUNNER_CONTAINER,
+                    "operator": "In",
+                    "values": [EXIT_TIMEOUT],
                 },
             },
             {

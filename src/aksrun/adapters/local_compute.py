@@ -262,10 +262,15 @@ def _fold(folder: Path) -> JobStatus:
 
 
 def _supervisor_pid(folder: Path) -> int | None:
+    """The job's supervisor, if that pid still is one (a pid can be reused after exit)."""
     try:
-        return int((folder / "supervisor.pid").read_text())
-    except (FileNotFoundError, ValueError):
+        pid = int((folder / "supervisor.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
+    except OSError:
+        return pid  # no /proc: trust the file
+    return pid if b"aksrun.adapters.local_supervisor" in cmdline else None
 
 
 def _supervisor_alive(folder: Path) -> bool:

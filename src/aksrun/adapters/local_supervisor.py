@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..ports.compute import EXIT_OK, EXIT_TIMEOUT, FATAL_EXIT_CODES
-
-_FATAL_REASON = {10: "IntegrityError", 11: "VersionMismatch", 12: "RunnerUsage"}
+from ..ports.compute import EXIT_OK, EXIT_REASONS, EXIT_TIMEOUT, FATAL_EXIT_CODES
 
 
 class Supervisor:
@@ -107,7 +105,7 @@ class Supervisor:
                       errors=message.get("errors", 0))
             return "ok"
         if code in FATAL_EXIT_CODES:
-            reason = _FATAL_REASON.get(code, "Fatal")
+            reason = EXIT_REASONS[code]
             self.emit("failed", index=index, attempt=attempt, reason=reason,
                       message=message.get("message"))
             self.fatal = (reason, message.get("message") or reason)
@@ -145,16 +143,13 @@ class Supervisor:
         if pid == 0:  # the runner
             code = 1
             try:
-                if self.notify_fd is not None:
-                    os.close(self.notify_fd)
-                os.close(self.wake_r)
-                os.close(self.wake_w)
                 os.setsid()
                 _reset_signals()
                 os.dup2(log_fd, 1)
                 os.dup2(log_fd, 2)
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
+                _close_inherited()  # slot locks above all: a runner must hold only its own
                 os.environ.update(env)
                 sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
                 sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
@@ -255,6 +250,21 @@ class _Slots:
         fd = self.held.pop(slot, None) if slot is not None else None
         if fd is not None:
             os.close(fd)
+
+
+def _close_inherited() -> None:
+    """Close every descriptor but stdin/stdout/stderr in a freshly forked runner: otherwise
+    it would keep the slot locks (and the events file, the wake-up pipes) of its siblings."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _reset_signals() -> None:

@@ -10,7 +10,7 @@ import click
 def print_manifest(remote: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     """Pickle and plan the call as `submit` would (so bad arguments fail the same way), then
     render the Job from configuration alone: nothing is uploaded, nothing is created."""
-    from ..adapters.kubernetes_compute import render_job_for_config
+    from ..adapters.kubernetes_compute import redact, render_job_for_config
     from ..adapters.kubernetes_manifest import to_yaml
     from ..core.config import load_config
     from ..core.lifecycle import plan_job
@@ -21,4 +21,4 @@ def print_manifest(remote: Any, args: list[Any], kwargs: dict[str, Any]) -> None
         store_url=config.store_url, user=config.user, backend=config.backend,
         parallel=config.max_parallel or 1,
     )
-    click.echo(to_yaml(render_job_for_config(plan.request, config)), nl=False)
+    click.echo(redact(to_yaml(render_job_for_config(plan.request, config))), nl=False)

@@ -180,8 +180,11 @@ def jobs_cancel(job_id: str) -> None:
     """Stop a running job (its runners are killed)."""
     from ..api.session import default_client
 
-    default_client().cancel(job_id)
-    click.echo(f"cancelled {job_id}")
+    client = default_client()
+    if client.cancel(job_id):
+        click.echo(f"cancelled {job_id}")
+    else:
+        click.echo(f"{job_id} had already {client.status(job_id).state}; nothing to cancel.")
 
 
 @jobs.command("rm")

@@ -35,6 +35,12 @@ def log_key(job_id: str, index: int) -> str:
     return f"jobs/{job_id}/logs/{index:05d}.log"
 
 
+def outcome_key(job_id: str) -> str:
+    """How a job ended when compute said so (a Job deleted after failing fast keeps no
+    reason of its own)."""
+    return f"jobs/{job_id}/outcome.json"
+
+
 def cancel_key(job_id: str) -> str:
     """Written when a user cancels: the store outlives the compute's own record."""
     return f"jobs/{job_id}/cancelled"

@@ -79,10 +79,10 @@ class Client:
         job_id = plan.request.job_id
         run = JobRun(self, job_id, plan.record)
         run.source_modules = _source_modules(func)
-        self._upload_function(plan.function)
-        for chunk, payload in zip(plan.record.chunks, plan.inputs, strict=True):
-            self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
         try:
+            self._upload_function(plan.function)
+            for chunk, payload in zip(plan.record.chunks, plan.inputs, strict=True):
+                self.store.put(jobmod.input_key(job_id, chunk.index), payload.parts)
             self.store.put(jobmod.record_key(job_id), plan.record_json)
             run.handle = self.compute.launch(plan.request)
         except BaseException:
@@ -92,11 +92,17 @@ class Client:
         return run
 
     def _upload_function(self, payload: Any) -> None:
+        """Content-addressed: uploaded once. The first use in a process also checks a copy
+        already there, so one corrupted object can't break every later call."""
         key = jobmod.function_key(payload.sha256)
         with self._lock:
             if key in self._uploaded:
                 return
-        if not self.store.exists(key):
+        try:
+            intact = jobmod.digest_of(bytes(self.store.get(key))) == payload.sha256
+        except KeyError:
+            intact = False
+        if not intact:
             self.store.put(key, payload.parts)
         with self._lock:
             self._uploaded.add(key)
@@ -138,28 +144,35 @@ class Client:
         says about it."""
         done = frozenset(c.index for c in record.chunks
                          if self.store.exists(jobmod.output_key(record.job_id, c.index)))
+        outcome = _read_outcome(self.store, record.job_id)
         if self.store.exists(jobmod.cancel_key(record.job_id)):
-            state, reason = "cancelled", "Cancelled"
+            state, reason, message = "cancelled", "Cancelled", "the job was cancelled"
+        elif outcome:
+            state, reason, message = "failed", outcome.get("reason"), outcome.get("message")
         elif len(done) == len(record.chunks):
-            state, reason = "succeeded", None
+            state, reason, message = "succeeded", None, None
         else:
             state, reason = "failed", "Removed"
+            message = (f"the job is no longer on {self.compute.name} compute and did not "
+                       "finish all its tasks")
         return JobStatus(
             job_id=record.job_id, function=record.function_name, state=state,  # type: ignore[arg-type]
             tasks=len(record.chunks), calls=record.calls, chunksize=record.chunksize,
-            done_indexes=done, started=record.created, reason=reason,
-            message=None if state == "succeeded" else
-            f"the job is no longer on {self.compute.name} compute; its outputs are in the store",
+            done_indexes=done, started=record.created, reason=reason, message=message,
         )
 
     def list(self) -> list[JobStatus]:
         return self.compute.list()
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str) -> bool:
+        """Stop a running job; False (and nothing touched) when it had already ended."""
         check_job_id(job_id)
+        if self.status(job_id).state not in ("pending", "running"):
+            return False
         handle = self._handle(job_id)
         self.store.put(jobmod.cancel_key(job_id), b"")
         self.compute.cancel(handle)
+        return True
 
     def remove(self, job_id: str) -> int:
         """Delete a job from compute and every object it left in the store."""
@@ -274,6 +287,15 @@ def plan_job(
     return JobPlan(function, tuple(inputs), record, raw, request)
 
 
+def _read_outcome(store: Store, job_id: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads(bytes(store.get(jobmod.outcome_key(job_id))))
+    except (KeyError, ValueError):
+        return None
+
+
 def _source_modules(func: Callable[..., Any]) -> list[str]:
     module = getattr(func, "__module__", None) or "__main__"
     return [module] if module == "__main__" else [module, "__main__"]
@@ -336,11 +358,9 @@ class JobRun:
             left = None if end is None else max(0.0, end - time.monotonic())
             try:
                 outcomes = self.outcomes(index, left)
-            except cf.TimeoutError:
-                raise
             except Exception as exc:
-                if not return_exceptions:
-                    raise
+                if not self.chunks[index].done() or not return_exceptions:
+                    raise  # our own wait ran out, or the caller wants the first failure
                 outcomes = [exc] * chunk.calls
             if on_chunk is not None:
                 on_chunk(chunk.calls)
@@ -375,8 +395,12 @@ class JobRun:
 
     def _ended_events(self) -> Iterator[TaskEvent]:
         status = self.client._status_from_store(self.record)
+        outcome = _read_outcome(self.client.store, self.job_id)
         if status.state == "cancelled":
             yield TaskEvent("job_cancelled", reason="Cancelled")
+        elif outcome:
+            yield TaskEvent("job_failed", reason=outcome.get("reason"),
+                            message=outcome.get("message"))
         else:
             yield TaskEvent("job_failed", reason="Removed", message=(
                 f"it is no longer on {self.client.compute.name} compute (removed, or expired "
@@ -396,7 +420,18 @@ class JobRun:
         elif event.kind == "job_cancelled":
             self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
         elif event.kind == "job_failed":
+            self._record_outcome(event)
             self._fail_open(_job_error(event, self.job_id))
+
+    def _record_outcome(self, event: TaskEvent) -> None:
+        """Keep why the job failed: compute may delete a Job that failed fast."""
+        import json
+
+        data = {"state": "failed", "reason": event.reason, "message": event.message}
+        try:
+            self.client.store.put(jobmod.outcome_key(self.job_id), json.dumps(data).encode())
+        except Exception:
+            log.debug("could not record the outcome of %s", self.job_id, exc_info=True)
 
     def _resolve(self, index: int, digest: str | None) -> None:
         chunk, future = self.record.chunks[index], self.chunks[index]

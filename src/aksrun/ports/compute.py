@@ -22,6 +22,9 @@ EXIT_USAGE = 12
 EXIT_STORE = 13
 EXIT_TIMEOUT = 14
 FATAL_EXIT_CODES = (EXIT_INTEGRITY, EXIT_VERSION, EXIT_USAGE)
+# What each of the runner's own exit codes means, as the reason every adapter reports.
+EXIT_REASONS = {EXIT_INTEGRITY: "IntegrityError", EXIT_VERSION: "VersionMismatch",
+                EXIT_USAGE: "RunnerUsage", EXIT_TIMEOUT: "DeadlineExceeded"}
 
 
 @dataclasses.dataclass(frozen=True)

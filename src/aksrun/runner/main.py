@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         digest = env["AKSRUN_JOB_DIGEST"]
         index = int(env.get("JOB_COMPLETION_INDEX", env.get("AKSRUN_TASK_INDEX", "0")))
     except (KeyError, ValueError) as exc:
-        return _fail(termination, EXIT_USAGE, "Usage", f"runner environment incomplete: {exc}")
+        return _fail(termination, EXIT_USAGE, "RunnerUsage",
+                     f"runner environment incomplete: {exc}")
 
     try:
         from ..core.backends import open_store
