@@ -94,7 +94,11 @@ def test_jobs_logs_follow_and_cancel():
     assert aksrun_cli("jobs", "cancel", slow).returncode == 0
     shown = json.loads(aksrun_cli("jobs", "show", slow, "--json").stdout)
     assert shown["state"] == "cancelled"
-    assert aksrun_cli("jobs", "result", slow).returncode == 1
+    result = aksrun_cli("jobs", "result", slow)
+    assert result.returncode == 1 and "cancelled" in result.stderr
+    assert "Traceback" not in result.stderr  # aksrun's verdict, not its insides
+    again = aksrun_cli("jobs", "cancel", slow)
+    assert again.returncode == 0 and "nothing to cancel" in again.stdout
 
 
 def test_failed_job_shows_failed_in_listing():

@@ -99,3 +99,9 @@ def test_dotenv_can_be_switched_off(project, monkeypatch):
     (project / ".env").write_text("AKSRUN_MAX_PARALLEL=5\n")
     monkeypatch.setenv("AKSRUN_DOTENV", "0")
     assert load_config().max_parallel is None
+
+
+def test_non_text_value_in_pyproject_names_file_and_key(project):
+    (project / "pyproject.toml").write_text("[tool.aksrun]\nnamespace = 5\n")
+    with pytest.raises(ConfigError, match=r"namespace 5 .*key 'namespace'.* must be text"):
+        load_config()

@@ -56,3 +56,12 @@ def test_job_ids_are_dns_labels_and_unique():
 def test_check_job_id_rejects(bad):
     with pytest.raises(AksrunError, match="not an aksrun job id"):
         check_job_id(bad)
+
+
+def test_unknown_option_of_the_decorator_suggests_the_right_one():
+    import aksrun
+
+    with pytest.raises(ConfigError, match=r"'cpus' is not .* option \(did you mean 'cpu'\?\)"):
+        aksrun.function(cpus=2)
+    with pytest.raises(ConfigError, match="'memroy'"):
+        aksrun.Executor(memroy="1Gi")

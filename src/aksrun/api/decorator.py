@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from ..core.options import FunctionOptions, make_options
+from ..core.options import FunctionOptions, options_from
 from ..errors import AksrunError
 from .future import Future
 from .session import default_client
@@ -99,7 +99,7 @@ def function(
 ) -> RemoteFunction[P, R] | Callable[[Callable[P, R]], RemoteFunction[P, R]]:
     """Decorate a function to run remotely. Options (cpu, memory, timeout, retries, env,
     requirements, node_type, gpu, spot, image, name) are validated here, at decoration."""
-    opts = make_options(**options)
+    opts = options_from(options)
     if func is not None:
         return RemoteFunction(func, opts)
     return lambda f: RemoteFunction(f, opts)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..core.options import make_options
+from ..core.options import options_from
 from .decorator import RemoteFunction
 from .future import Future
 
@@ -17,7 +17,7 @@ class Executor(cf.Executor):
     """Each `submit` is one remote call; each `map` is ONE job over all its inputs."""
 
     def __init__(self, max_parallel: int | None = None, **function_options: Any) -> None:
-        self.options = make_options(**function_options)
+        self.options = options_from(function_options)
         self.max_parallel = max_parallel
         self._futures: set[Future] = set()
         self._runs: set = set()  # map jobs still being consumed

@@ -27,11 +27,9 @@ class _Group(click.Group):
         except (ConfigError, UnknownJobError) as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
-        except AksrunError as exc:
-            if type(exc).__name__ in ("AksrunError", "StoreError"):
-                click.echo(f"Error: {exc}", err=True)
-                ctx.exit(EXIT_USAGE)
-            raise
+        except AksrunError as exc:  # a store, API or job failure: not the user's typing
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,8 +139,18 @@ def jobs_show(job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        if value not in (None, [], {}):
-            click.echo(f"{key:>12}: {value}")
+        if value in (None, [], {}):
+            continue
+        if key in ("started", "finished"):
+            value = _when(value)
+        elif key == "duration":
+            from ..core.quantities import format_duration
+
+            value = format_duration(value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v!r}" for k, v in value.items()
+                              if v not in (None, 0, (), [], {}))
+        click.echo(f"{key:>12}: {value}")
 
 
 @jobs.command("logs")
@@ -209,8 +217,11 @@ def _print_outcome(fut, as_json: bool, before_print=lambda: None) -> None:
         from ..core.pickling import remote_frames
 
         before_print()
-        traceback.print_exception(type(exc), exc, remote_frames(exc.__traceback__),
-                                  file=sys.stderr)
+        remote = remote_frames(exc.__traceback__)
+        if isinstance(exc, AksrunError) and remote is exc.__traceback__:
+            click.echo(f"Error: {exc}", err=True)  # aksrun's own verdict: no frames to show
+        else:
+            traceback.print_exception(type(exc), exc, remote, file=sys.stderr)
         sys.exit(EXIT_FAILED)
     before_print()
     if as_json:

@@ -152,6 +152,12 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
     def where(field: str) -> str:
         return sources.get(field, "default")
 
+    for field, value in list(values.items()):
+        if field in _TEXT_FIELDS and value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"{field} {value!r} (from {where(field)}) must be text; quote it, "
+                f'e.g. {field} = "{value}".'
+            )
     if "backend" not in values:
         values["backend"] = "aks" if values.get("cluster_name") else "local"
     backend = str(values["backend"]).strip().lower()
@@ -219,6 +225,11 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}.")
     return Config(**values, sources=dict(sources))
+
+
+_TEXT_FIELDS = {"backend", "home", "store", "user", "namespace", "image", "service_account",
+                "storage_account", "storage_account_url", "storage_connection_string",
+                "subscription_id", "resource_group", "cluster_name", "registry"}
 
 
 def _default_user() -> str:

@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 
-from ..errors import AksrunError
+from ..errors import UnknownJobError
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _JOB_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?-\d{8}-\d{6}-[a-z0-9]{5}$")
@@ -29,7 +29,7 @@ def slug(name: str, limit: int = _MAX_PREFIX) -> str:
 def check_job_id(job_id: str) -> str:
     """Reject anything that isn't a job id before it reaches a store path or an API call."""
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-        raise AksrunError(
+        raise UnknownJobError(
             f"{job_id!r} is not an aksrun job id; ids look like "
             "'train-20261124-101500-k3x9q' (see `aksrun jobs ls`)."
         )

@@ -89,6 +89,26 @@ def make_options(
     )
 
 
+OPTION_NAMES = ("cpu", "memory", "timeout", "retries", "env", "requirements", "node_type", "gpu",
+                "spot", "image", "name")
+
+
+def options_from(options: Mapping[str, Any]) -> FunctionOptions:
+    """`make_options` for user keywords: an unknown name is a ConfigError naming it, with
+    the closest valid name."""
+    import difflib
+
+    for key in options:
+        if key not in OPTION_NAMES:
+            close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{key!r} is not an aksrun.function option{hint}; the options are: "
+                f"{', '.join(OPTION_NAMES)}."
+            )
+    return make_options(**options)
+
+
 def resolve_node_type(node_type: str | None) -> str | None:
     """The Azure VM size a node type names (aliases expanded)."""
     if node_type is None:
