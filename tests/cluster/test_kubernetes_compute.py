@@ -233,3 +233,34 @@ def _job_finished(k8s):
     jobs = k8s.cluster.objects("jobs", k8s.namespace)
     return jobs and any(c.get("type") in ("Failed", "Complete") and c.get("status") == "True"
                         for c in jobs[0]["status"].get("conditions", []))
+
+
+def test_a_transient_api_fault_reconnects_instead_of_failing(k8s, monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    client = aksrun.api.session.default_client()
+    core = client.compute.core
+    real = core.list_namespaced_pod
+    faults = []
+
+    def flaky(*args, **kwargs):
+        if kwargs.get("watch") and not faults:
+            faults.append(1)
+            raise ApiException(status=503, reason="Service Unavailable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "list_namespaced_pod", flaky)
+    assert aksrun.function()(funcs.square)(7) == 49
+    assert faults == [1]
+
+
+def test_no_access_to_events_is_not_fatal(k8s, monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    client = aksrun.api.session.default_client()
+
+    def forbidden(*args, **kwargs):
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(client.compute.core, "list_namespaced_event", forbidden)
+    assert aksrun.function()(funcs.square)(6) == 36

@@ -111,8 +111,8 @@ class KubernetesCompute:
                   field_selector=f"metadata.name={job_id}")
         watch.add("pod", self.core.list_namespaced_pod, namespace=self.namespace,
                   label_selector=f"batch.kubernetes.io/job-name={job_id}")
-        watch.add("event", self.core.list_namespaced_event, namespace=self.namespace,
-                  field_selector="involvedObject.kind=Pod")
+        watch.add("event", self.core.list_namespaced_event, optional=True,
+                  namespace=self.namespace, field_selector="involvedObject.kind=Pod")
         try:
             yield from _Tracker(self, handle, watch, stop or threading.Event()).run()
         finally:

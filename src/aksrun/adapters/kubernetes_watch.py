@@ -16,6 +16,7 @@ from typing import Any
 log = logging.getLogger("aksrun.kubernetes")
 
 WATCH_SECONDS = 300
+MAX_RETRIES = 8  # transient faults in a row before a watch gives up (~2 minutes of backoff)
 _live: weakref.WeakSet[MergedWatch] = weakref.WeakSet()
 
 
@@ -34,8 +35,10 @@ class MergedWatch:
         self._threads: list[threading.Thread] = []
         _live.add(self)
 
-    def add(self, source: str, list_call: Callable[..., Any], **kwargs: Any) -> None:
-        thread = threading.Thread(target=self._run, args=(source, list_call, kwargs),
+    def add(self, source: str, list_call: Callable[..., Any], optional: bool = False,
+            **kwargs: Any) -> None:
+        """Watch a collection. An `optional` one that we may not read (403) just ends."""
+        thread = threading.Thread(target=self._run, args=(source, list_call, kwargs, optional),
                                   daemon=True, name=f"aksrun-watch-{source}")
         self._threads.append(thread)
         thread.start()
@@ -55,22 +58,41 @@ class MergedWatch:
             if thread is not threading.current_thread():
                 thread.join(wait)
 
-    def _run(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def _run(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any],
+             optional: bool = False) -> None:
         """List, then watch from the list's resourceVersion; resume where a watch ends; list
-        again after 410 Gone. The watch request is made directly (raw JSON lines) rather
-        than through `kubernetes.watch.Watch`, whose raw mode mishandles ERROR events."""
+        again after 410 Gone, and after a transient fault (connection reset, 429, 5xx) with
+        backoff. The watch request is made directly (raw JSON lines) rather than through
+        `kubernetes.watch.Watch`, whose raw mode mishandles ERROR events."""
         sanitize = self.api_client.sanitize_for_serialization
-        try:
-            version = self._list(source, list_call, kwargs, sanitize)
-            while not self.stopped.is_set():
+        version: str | None = None
+        failures = 0
+        while not self.stopped.is_set():
+            try:
+                if version is None:
+                    version = self._list(source, list_call, kwargs, sanitize)
                 version = self._watch_once(source, list_call, kwargs, version)
+                failures = 0
                 if version is None:
                     log.debug("watch of %s expired (410); listing again", source)
-                    version = self._list(source, list_call, kwargs, sanitize)
-        except Exception as exc:  # the consumer decides what a broken watch means
-            if not self.stopped.is_set():
+            except Exception as exc:
+                if self.stopped.is_set():
+                    return
+                status = getattr(exc, "status", None)
+                if optional and status in (401, 403):
+                    log.debug("no access to %s; going on without it", source)
+                    return
+                if _transient(exc) and failures < MAX_RETRIES:
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.debug("watch of %s failed (%s); retry %d in %.1fs", source, exc,
+                              failures, delay)
+                    self.stopped.wait(delay)
+                    version = None  # list again: changes may have been missed
+                    continue
                 log.debug("watch of %s broke", source, exc_info=True)
                 self.queue.put((source, "BROKEN", {"error": exc}))
+                return
 
     def _watch_once(self, source: str, list_call: Callable[..., Any], kwargs: dict[str, Any],
                     version: str) -> str | None:
@@ -114,6 +136,16 @@ class MergedWatch:
         for item in result.items or []:
             self.queue.put((source, "LISTED", sanitize(item)))
         return result.metadata.resource_version
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: the connection broke, or the server asked us to come back later."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        return status in (429, 500, 502, 503, 504)
+    import urllib3
+
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
 @atexit.register
