@@ -129,22 +129,17 @@ class LogStreamer:
 
     def _loop(self) -> None:
         from ..core import job as jobmod
+        from ..core.lifecycle import follow_object
 
-        store, key, offset = self.run.client.store, jobmod.log_key(self.run.job_id, 0), 0
-        while True:
-            stopping = self._stop.wait(0.1)
-            try:
-                data = store.read(key, offset)
-            except KeyError:
-                data = b""
-            except Exception:
-                return
-            if data:
-                offset += len(data)
+        key = jobmod.log_key(self.run.job_id, 0)
+        try:
+            for data in follow_object(self.run.client.store, key,
+                                      lambda: not self._stop.is_set(), self._stop.wait):
                 sys.stderr.write(data.decode("utf-8", "replace"))
                 sys.stderr.flush()
-            if stopping:
-                return
+        except Exception as exc:  # the call goes on; only its live output stops
+            print(f"aksrun: stopped streaming the output of {self.run.job_id}: {exc} "
+                  f"(see `aksrun jobs logs {self.run.job_id}`)", file=sys.stderr)
 
     def stop(self) -> None:
         self._stop.set()

@@ -195,28 +195,13 @@ class Client:
                 f"job {job_id} has tasks 0..{len(record.chunks) - 1}; there is no task {index}."
             )
         handle = self._handle(job_id) if follow else None
-        return self._tail(jobmod.log_key(job_id, index), handle if follow else None)
 
-    def _tail(self, key: str, handle: JobHandle | None, interval: float = 0.2) -> Iterator[str]:
-        offset = 0
-        while True:
-            try:
-                data = self.store.read(key, offset)
-            except KeyError:
-                data = b""
-            if data:
-                offset += len(data)
-                yield data.decode("utf-8", "replace")
-                continue
-            if handle is None or self.compute.status(handle).state not in ("pending", "running"):
-                try:
-                    data = self.store.read(key, offset)
-                except KeyError:
-                    data = b""
-                if data:
-                    yield data.decode("utf-8", "replace")
-                return
-            time.sleep(interval)
+        def running() -> bool:
+            return handle is not None and self.compute.status(handle).state in (
+                "pending", "running")
+
+        for data in follow_object(self.store, jobmod.log_key(job_id, index), running):
+            yield data.decode("utf-8", "replace")
 
     def _handle(self, job_id: str) -> JobHandle:
         try:
@@ -299,6 +284,35 @@ def _read_outcome(store: Store, job_id: str) -> dict[str, Any] | None:
 def _source_modules(func: Callable[..., Any]) -> list[str]:
     module = getattr(func, "__module__", None) or "__main__"
     return [module] if module == "__main__" else [module, "__main__"]
+
+
+def follow_object(store: Store, key: str, running: Callable[[], bool],
+                  pause: Callable[[float], Any] = time.sleep) -> Iterator[bytes]:
+    """Follow an object that is being appended to (a live log): new bytes as they come,
+    reading less often while nothing arrives (0.1 s up to 1 s), until `running()` says the
+    writer is done and its last bytes are read."""
+    offset, idle = 0, 0.1
+    while True:
+        data = _read_from(store, key, offset)
+        if data:
+            offset += len(data)
+            idle = 0.1
+            yield data
+            continue
+        if not running():
+            last = _read_from(store, key, offset)  # written just before it ended
+            if last:
+                yield last
+            return
+        pause(idle)
+        idle = min(idle * 1.5, 1.0)
+
+
+def _read_from(store: Store, key: str, offset: int) -> bytes:
+    try:
+        return store.read(key, offset)
+    except KeyError:
+        return b""
 
 
 def _default_parallelism(compute: Compute) -> int:
