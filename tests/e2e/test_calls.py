@@ -151,3 +151,23 @@ def test_local_runs_in_process():
 
     remote = aksrun.function()(lambda: os.getpid())
     assert remote.local() == os.getpid()
+
+
+def swallow_timeouts(x):
+    import time
+
+    if x != 1:
+        return x
+    while True:
+        try:
+            time.sleep(60)
+        except BaseException:  # ignores the timeout: only the watchdog can end it
+            pass
+
+
+def test_a_call_that_ignores_its_timeout_keeps_the_results_before_it(backend):
+    remote = aksrun.function(timeout=1)(swallow_timeouts)
+    results = list(remote.map([0, 1, 2], chunksize=3, return_exceptions=True))
+    assert results[0] == 0
+    assert isinstance(results[1], aksrun.CallTimeoutError) and "did not stop" in str(results[1])
+    assert isinstance(results[2], aksrun.JobFailedError) and "not run" in str(results[2])

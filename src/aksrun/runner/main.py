@@ -19,7 +19,13 @@ from typing import Any
 from ..core import job as jobmod
 from ..core.envelope import dumps, loads
 from ..core.pickling import OK, exception_record
-from ..errors import CallTimeoutError, IntegrityError, SerializationError, VersionMismatchError
+from ..errors import (
+    CallTimeoutError,
+    IntegrityError,
+    JobFailedError,
+    SerializationError,
+    VersionMismatchError,
+)
 from ..ports.compute import EXIT_INTEGRITY, EXIT_STORE, EXIT_TIMEOUT, EXIT_USAGE, EXIT_VERSION
 
 HARD_TIMEOUT_GRACE = 5.0
@@ -71,25 +77,43 @@ def main(argv: list[str] | None = None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
-    try:
-        outcomes = [
-            _run_call(func, args, kwargs, timeout, retries, termination) for args, kwargs in calls
-        ]
-    finally:
+    outcomes: list[tuple[Any, ...]] = []
+
+    def finish(final: list[tuple[Any, ...]]) -> int:
         sys.stdout, sys.stderr = stdout, stderr
         sink.close()
-    payload = _dump_outcomes(outcomes, record.function_name, chunk.start)
+        payload = _dump_outcomes(final, record.function_name, chunk.start)
+        try:
+            store.put(jobmod.output_key(job_id, index), payload.parts)
+        except Exception as exc:
+            return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
+        errors = sum(1 for o in final if o[0] != OK)
+        _write_termination(
+            termination,
+            {"digest": payload.sha256, "calls": len(final), "errors": errors,
+             "seconds": round(time.time() - started, 3)},
+        )
+        return 0
+
+    def hung(seconds: float) -> None:
+        """The watchdog's last resort (the call ignored the timeout): keep what finished, say
+        which call hung, and which were never run; then end the process."""
+        position = len(outcomes)
+        stuck = exception_record(CallTimeoutError(
+            f"call exceeded timeout={_fmt(seconds)} and did not stop, so its runner was ended"))
+        skipped = exception_record(JobFailedError(
+            f"not run: call {chunk.start + position} of the same task hung past its timeout"))
+        rest = [skipped] * (len(calls) - position - 1)
+        os._exit(finish([*outcomes, stuck, *rest]))
+
     try:
-        store.put(jobmod.output_key(job_id, index), payload.parts)
-    except Exception as exc:
-        return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
-    errors = sum(1 for o in outcomes if o[0] != OK)
-    _write_termination(
-        termination,
-        {"digest": payload.sha256, "calls": len(outcomes), "errors": errors,
-         "seconds": round(time.time() - started, 3)},
-    )
-    return 0
+        for args, kwargs in calls:
+            outcomes.append(_run_call(func, args, kwargs, timeout, retries, hung))
+    except BaseException:
+        sys.stdout, sys.stderr = stdout, stderr
+        sink.close()
+        raise
+    return finish(outcomes)
 
 
 def _check_versions(record: jobmod.JobRecord) -> None:
@@ -107,11 +131,11 @@ def _check_versions(record: jobmod.JobRecord) -> None:
         )
 
 
-def _run_call(func, args, kwargs, timeout, retries, termination) -> tuple[Any, ...]:
+def _run_call(func, args, kwargs, timeout, retries, on_hang) -> tuple[Any, ...]:
     attempt = 0
     while True:
         try:
-            with _deadline(timeout, termination):
+            with _deadline(timeout, on_hang):
                 return (OK, func(*args, **kwargs))
         except KeyboardInterrupt:
             raise
@@ -128,10 +152,11 @@ def _run_call(func, args, kwargs, timeout, retries, termination) -> tuple[Any, .
 
 class _deadline:
     """Per-call timeout: SIGALRM raises CallTimeoutError inside the call; if the call is stuck
-    in C code and never returns to Python, a watchdog ends the runner just past the limit."""
+    in C code or swallows the exception, a watchdog calls `on_hang` just past the limit
+    (which writes what it can and ends the runner)."""
 
-    def __init__(self, seconds: float | None, termination: str) -> None:
-        self.seconds, self.termination = seconds, termination
+    def __init__(self, seconds: float | None, on_hang) -> None:
+        self.seconds, self.on_hang = seconds, on_hang
         self.done = threading.Event()
 
     def __enter__(self):
@@ -149,12 +174,10 @@ class _deadline:
 
     def _watchdog(self) -> None:
         if not self.done.wait(self.seconds + HARD_TIMEOUT_GRACE):
-            _write_termination(
-                self.termination,
-                {"error": "DeadlineExceeded",
-                 "message": f"call exceeded timeout={_fmt(self.seconds)} and did not stop"},
-            )
-            os._exit(EXIT_TIMEOUT)
+            try:
+                self.on_hang(self.seconds)
+            finally:  # writing the outcomes failed: the exit code says what happened
+                os._exit(EXIT_TIMEOUT)
 
     def __exit__(self, *exc_info):
         if self.seconds:
