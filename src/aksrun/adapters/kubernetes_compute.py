@@ -58,7 +58,7 @@ class KubernetesCompute:
                 api_client = load_kubernetes_client(path.split(os.pathsep)[0])
             else:
                 api_client = _in_cluster(path)
-        image = config.image or _image_or_placeholder(config)
+        image = config.image or manifest.image_for(config)
         return cls(api_client, config.effective_namespace, image=image,
                    service_account=config.service_account, storage_env=storage_env(config),
                    max_parallel=config.max_parallel or 100)
@@ -439,10 +439,6 @@ def redact(text: str) -> str:
     import re
 
     return re.sub(r"(AccountKey=|SharedAccessSignature=|sig=)[^;&\s\"']+", r"\1<redacted>", text)
-
-
-def _image_or_placeholder(config: Config) -> str:
-    return manifest.image_for(config)
 
 
 def _in_cluster(path: str) -> Any:

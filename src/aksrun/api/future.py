@@ -6,6 +6,8 @@ import concurrent.futures as cf
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from typing import TYPE_CHECKING
 
+from ..core.lifecycle import settle
+
 if TYPE_CHECKING:
     from ..core.lifecycle import JobRun
 
@@ -36,9 +38,9 @@ class Future(cf.Future):
         try:
             value = self._run.result()
         except BaseException as exc:
-            _settle(self, exc, error=True)
+            settle(self, None, exc)
         else:
-            _settle(self, value, error=False)
+            settle(self, value, None)
 
     def cancel(self) -> bool:
         with self._condition:
@@ -57,12 +59,3 @@ class Future(cf.Future):
     def __repr__(self) -> str:
         return f"<aksrun.Future job_id={self.job_id!r} state={self._state.lower()}>"
 
-
-def _settle(fut: cf.Future, value, error: bool) -> None:
-    try:
-        if error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
-    except cf.InvalidStateError:  # cancelled meanwhile
-        pass

@@ -430,7 +430,7 @@ class JobRun:
                 f"retrying (attempt {event.attempt + 2})."
             )
         elif event.kind == "failed" and event.index is not None:
-            _settle(self.chunks[event.index], None, _task_error(event, self.record))
+            settle(self.chunks[event.index], None, _task_error(event, self.record))
         elif event.kind == "job_cancelled":
             self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
         elif event.kind == "job_failed":
@@ -453,14 +453,14 @@ class JobRun:
             raw = self.client.store.get(jobmod.output_key(self.job_id, index))
             outcomes = loads(raw, digest, f"output of task {index} of job {self.job_id}")
         except IntegrityError as exc:
-            _settle(future, None, exc)
+            settle(future, None, exc)
             return
         except KeyError:
-            _settle(future, None, JobFailedError(
+            settle(future, None, JobFailedError(
                 f"task {index} of job {self.job_id} reported success but wrote no output."))
             return
         except Exception as exc:  # e.g. a result whose class can't be imported here
-            _settle(future, None, JobFailedError(
+            settle(future, None, JobFailedError(
                 f"the output of task {index} of job {self.job_id} could not be unpickled "
                 f"here: {type(exc).__name__}: {exc}"))
             return
@@ -468,11 +468,11 @@ class JobRun:
             value if status == OK else _Raised(self, chunk.start + offset, (status, value, *rest))
             for offset, (status, value, *rest) in enumerate(outcomes)
         ]
-        _settle(future, values, None)
+        settle(future, values, None)
 
     def _fail_open(self, error: BaseException) -> None:
         for future in self.chunks:
-            _settle(future, None, error)
+            settle(future, None, error)
 
 
 _live_runs: weakref.WeakSet[JobRun] = weakref.WeakSet()
@@ -511,7 +511,7 @@ class _Raised:
         return self._error
 
 
-def _settle(fut: cf.Future, value: Any, error: BaseException | None) -> None:
+def settle(fut: cf.Future, value: Any, error: BaseException | None) -> None:
     """Set a future unless it is already done (a retried task's result arrives once)."""
     if fut.done():
         return

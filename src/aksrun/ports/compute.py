@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
-TaskState = Literal["started", "succeeded", "failed", "retrying"]
 JobState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 
 # Runner exit codes that mean "retrying cannot help": the job fails at once.
