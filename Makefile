@@ -8,7 +8,8 @@ PYTEST := $(PY) -m pytest
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: help venv demo test test-unit test-local test-integration lint workflow-check bench clean
+.PHONY: help venv demo test test-unit test-local test-cluster test-integration lint workflow-check \
+        bench clean k8s cluster-up cluster-down
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +30,7 @@ venv: $(STAMP)  ## Create .venv and install aksrun with its test tools
 demo: $(STAMP)  ## Run examples/quickstart.py on the local backend
 	AKSRUN_BACKEND=local $(PY) examples/quickstart.py
 
-test: $(STAMP) $(NODE_STAMP) lint workflow-check  ## Every test that needs no Azure
+test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s  ## Every test that needs no Azure
 	$(PYTEST) tests
 
 test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
@@ -37,6 +38,18 @@ test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
 
 test-local: $(STAMP)  ## End-to-end tests on the local backend only
 	$(PYTEST) tests/e2e -k "local and not blob"
+
+test-cluster: $(STAMP) $(NODE_STAMP) k8s  ## The cluster tier only (real control plane + node agent)
+	$(PYTEST) tests/cluster
+
+k8s: $(STAMP)  ## Build the Kubernetes control plane from its Go modules (first time ~5-10 min, cached)
+	$(PY) -m tests.support.k8s build
+
+cluster-up: $(STAMP) $(NODE_STAMP)  ## Start a local test cluster (real control plane) and print its exports
+	@$(PY) -m tests.support.k8s up
+
+cluster-down: $(STAMP)  ## Stop what cluster-up started
+	@$(PY) -m tests.support.k8s down
 
 test-integration: $(STAMP)  ## Real-AKS integration tests (needs .env or AZURE_* variables)
 	$(PYTEST) -m integration tests/integration $(PYTEST_ARGS)

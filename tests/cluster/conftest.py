@@ -2,19 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.cluster_fixtures import ClusterSetup, use_fake_cluster
+from tests.support.cluster_fixtures import ClusterSetup, use_cluster
 
 
 @pytest.fixture
 def k8s(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ClusterSetup:
-    """aksrun configured for the fake cluster (fresh namespace) and Azurite (fresh container)."""
-    return use_fake_cluster(request, monkeypatch)
+    """aksrun configured for the real test cluster (a fresh namespace, signed in as a person
+    holding only aksrun's Role there) and Azurite (a fresh container)."""
+    return use_cluster(request, monkeypatch)
 
 
 @pytest.fixture
 def simulated_target(k8s: ClusterSetup, artifact_collector):
-    """The integration scenarios' target on the simulated AKS (fake cluster + Azurite); a
-    failed scenario leaves the same artifacts as on real AKS."""
+    """The integration scenarios' target on the simulated AKS (the real control plane, the node
+    agent and Azurite); a failed scenario leaves the same artifacts as on real AKS."""
     from aksrun.api.session import default_client
     from tests.scenarios.target import Target
 

@@ -1,51 +1,134 @@
-"""The simulated AKS: a strict fake Kubernetes API server (its kubelet runs the real runner as
-subprocesses) with BlobStore on Azurite as the store, reached exactly as a user reaches a
-cluster: a kubeconfig and environment variables."""
+"""The cluster tier: aksrun against a REAL Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler built from the pinned upstream release, see
+tests/support/k8s) whose one stand-in is the node agent playing the kubelet, with BlobStore on
+Azurite. aksrun reaches it exactly as a user reaches a cluster: a kubeconfig and environment
+variables. Every test signs in as a non-admin person who holds only aksrun's Role in a fresh
+namespace of their own, so RBAC is the real thing too.
+
+The control plane is built on first use (`make test` builds it beforehand and says so). If it
+cannot be built or started, every cluster test errors with the step, the log and the fix:
+there is no fallback to a fake.
+"""
 
 from __future__ import annotations
 
+import signal
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.fake_k8s import FakeCluster
+from tests.support.k8s.cluster import TestCluster
 
 RUNNER_IMAGE = "aksrunacr.azurecr.io/aksrun-runner:py3-test"
+USER = "tester@contoso.com"  # an Entra-style principal name, as AKS's Entra integration shows it
 
 
 @pytest.fixture(scope="session")
-def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
-    cluster = FakeCluster(failing_images={"aksrunacr.azurecr.io/does-not-exist:1"}).start()
+def test_cluster(tmp_path_factory: pytest.TempPathFactory,
+                 pytestconfig: pytest.Config) -> Iterator[TestCluster]:
+    cluster = TestCluster(tmp_path_factory.mktemp("cluster")).start()
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"cluster tier: real kube-apiserver {cluster.version} at "
+                            f"{cluster.url} (node agent: {len(cluster.agent.node_names)} nodes)")
     try:
         yield cluster
     finally:
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def control_plane(test_cluster: TestCluster) -> TestCluster:
+    """The running test cluster (`.admin_kubeconfig`, `.agent`, `.control_plane`)."""
+    return test_cluster
+
+
 @dataclass
 class ClusterSetup:
-    cluster: FakeCluster
+    cluster: TestCluster
     namespace: str
     kubeconfig: Path
     container: str
+    user: str
+
+    def admin_api(self, kind: str = "CoreV1Api"):
+        """An admin client of the given API (e.g. 'BatchV1Api') for test assertions."""
+        from kubernetes import client
+
+        return getattr(client, kind)(self.cluster.admin_client())
+
+    def pods(self, prefix: str = "") -> list[dict]:
+        """This namespace's pods (as the API server returns them) whose name starts so."""
+        api = self.admin_api()
+        items = api.list_namespaced_pod(self.namespace).items
+        sanitize = self.cluster.admin_client().sanitize_for_serialization
+        return [sanitize(p) for p in items if p.metadata.name.startswith(prefix)]
+
+    def jobs(self, live_only: bool = False) -> list[dict]:
+        api = self.admin_api("BatchV1Api")
+        sanitize = self.cluster.admin_client().sanitize_for_serialization
+        jobs = [sanitize(j) for j in api.list_namespaced_job(self.namespace).items]
+        return [j for j in jobs if not (live_only and j["metadata"].get("deletionTimestamp"))]
+
+    def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.1):
+        """Poll `predicate` (test-side only) until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def running_pod(self, job_id: str, index: int = 0, timeout: float = 60.0) -> dict:
+        return self.wait_for(lambda: next((
+            p for p in self.pods(f"{job_id}-{index}-")
+            if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")), None), timeout)
+
+    def evict(self, pod_name: str) -> None:
+        """Evict through the real Eviction API (what `kubectl drain` and node pressure use)."""
+        self.admin_api().create_namespaced_pod_eviction(pod_name, self.namespace, {
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod_name, "namespace": self.namespace}})
+
+    def kill(self, pod_name: str, sig: int = signal.SIGKILL) -> None:
+        """The container's processes die (a crash, the kernel's OOM killer, a node fault)."""
+        self.cluster.agent.kill(self.namespace, pod_name, sig)
+
+    def requests(self) -> Counter:
+        """(verb, resource) -> count of this test user's requests in this namespace, from
+        the API server's audit log."""
+        counts: Counter = Counter()
+        for event in self.cluster.control_plane.audit_events(self.namespace):
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "")
+            if ref.get("subresource"):
+                resource += "/" + ref["subresource"]
+            counts[(event["verb"], resource)] += 1
+        return counts
 
 
-def use_fake_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                     validate_manifests: bool = True) -> ClusterSetup:
-    """Point aksrun at the fake cluster (a fresh namespace) and Azurite (a fresh container)."""
-    cluster: FakeCluster = request.getfixturevalue("fake_cluster")
+def use_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                validate_manifests: bool = True) -> ClusterSetup:
+    """Point aksrun at the test cluster (a fresh namespace of a non-admin user with only
+    aksrun's Role) and Azurite (a fresh container)."""
+    cluster: TestCluster = request.getfixturevalue("test_cluster")
     azurite = request.getfixturevalue("azurite")
     tmp = request.getfixturevalue("tmp_path")
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     container = f"k8s-{uuid.uuid4().hex[:12]}"
-    kubeconfig = tmp / "kubeconfig"
-    cluster.write_kubeconfig(kubeconfig, namespace=namespace)
+    person = cluster.add_user_namespace(namespace, USER, tmp / "kubeconfig")
+    request.addfinalizer(lambda: cluster.delete_namespace(namespace))
     for name, value in {
         "AKSRUN_BACKEND": "kubernetes",
-        "KUBECONFIG": str(kubeconfig),
+        "KUBECONFIG": str(person.kubeconfig),
         "AKSRUN_NAMESPACE": namespace,
         "AKSRUN_IMAGE": RUNNER_IMAGE,
         "AKSRUN_STORE": f"az://{container}/aksrun",
@@ -64,4 +147,4 @@ def use_fake_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
             return job
 
         monkeypatch.setattr(kubernetes_compute, "render_job", validated)
-    return ClusterSetup(cluster, namespace, kubeconfig, container)
+    return ClusterSetup(cluster, namespace, person.kubeconfig, container, USER)

@@ -8,7 +8,8 @@ import functools
 import json
 from typing import Any
 
-AKS_KUBERNETES_VERSIONS = ("1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0")
+AKS_KUBERNETES_VERSIONS = ("1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0", "1.36.0",
+                           "1.37.0")
 
 
 @functools.cache

@@ -22,8 +22,8 @@ def configure_backend(name: str, request: pytest.FixtureRequest,
         monkeypatch.setenv("AKSRUN_STORAGE_CONNECTION_STRING", azurite.connection_string)
         return
     if name == "kubernetes":
-        from tests.support.cluster_fixtures import use_fake_cluster
+        from tests.support.cluster_fixtures import use_cluster
 
-        use_fake_cluster(request, monkeypatch)
+        use_cluster(request, monkeypatch)
         return
     raise ValueError(f"unknown backend set-up {name!r}")

@@ -209,11 +209,12 @@ class ControlPlane:
         ])
 
     def restart_apiserver(self) -> None:
-        """Stop and start kube-apiserver on the same port and etcd, as a control-plane upgrade
-        does: clients lose their connections, and its watch cache starts afresh, so a watch
-        resuming from an older resourceVersion gets 410 Gone."""
+        """Kill and start kube-apiserver on the same port and etcd, as when a control-plane
+        instance dies and is replaced: clients lose their connections, and its watch cache
+        starts afresh, so a watch resuming from an older resourceVersion gets 410 Gone.
+        (Killed, not stopped: a graceful stop waits for open watches to drain.)"""
         old = next(c for c in self.components if c.name == "kube-apiserver")
-        old.process.send_signal(signal.SIGTERM)
+        old.process.kill()
         old.process.wait(timeout=30)
         args = old.process.args[2:]  # type: ignore[index]
         self.components.remove(old)

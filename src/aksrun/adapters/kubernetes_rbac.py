@@ -1,0 +1,75 @@
+"""What aksrun may do in a user's namespace: the Role `aksrun admin add-user` grants, as data.
+
+One list of rules serves three readers: the admin commands that create the Role, `doctor`
+(one SelfSubjectAccessReview per rule), and the message a refused request gets. Only what
+the client really calls is granted; the cluster's own controllers create and delete the pods.
+
+- batch/jobs: create (a submission), get (re-attach), list + watch (the merged watch and
+  `jobs ls`), delete (cancel and `jobs rm`; foreground propagation needs nothing more).
+- pods: get, list, watch (task states and termination messages); pods/log: get (logs).
+- events: list, watch (why a pod or the Job is stuck: scheduling, image pulls, FailedCreate).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+ROLE_NAME = "aksrun-user"
+RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": ["batch"], "resources": ["jobs"],
+     "verbs": ["create", "get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+)
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
+    r'(?: in API group "(?P<group>[^"]*)")?')
+
+
+def user_role(namespace: str) -> dict[str, Any]:
+    """The Role aksrun needs in `namespace`, nothing more."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": ROLE_NAME, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "aksrun"}},
+        "rules": [dict(rule) for rule in RULES],
+    }
+
+
+def user_role_binding(namespace: str, user: str, kind: str = "User") -> dict[str, Any]:
+    """Binds the aksrun Role in `namespace` to one person (`kind` User or Group)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": ROLE_NAME, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "aksrun"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE_NAME},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": user}],
+    }
+
+
+def required_access() -> list[tuple[str, str, str]]:
+    """(API group, resource, verb) for every permission in the Role, for access reviews."""
+    return [(group, resource, verb) for rule in RULES for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]]
+
+
+def forbidden_message(body: str | None, doing: str, namespace: str) -> str:
+    """A refused request in words: who, which verb on what, where, and the Role to ask for."""
+    message = ""
+    try:
+        message = json.loads(body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = body or ""
+    found = _FORBIDDEN.search(message)
+    if found:
+        resource = found["resource"] + (f".{found['group']}" if found["group"] else "")
+        who = f"user {found['user']!r} may not {found['verb']} {resource}"
+    else:
+        who = "your identity lacks a permission"
+    return (f"{doing} was refused: {who} in namespace {namespace!r}. Ask your cluster admin "
+            f"for aksrun's Role there (`aksrun admin add-user` grants Role {ROLE_NAME!r}: "
+            "jobs create/get/list/watch/delete, pods get/list/watch, pods/log get, events "
+            "list/watch), or set AKSRUN_NAMESPACE to your own namespace.")
