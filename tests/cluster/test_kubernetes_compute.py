@@ -1,10 +1,13 @@
-"""KubernetesCompute on the fake cluster: faults Kubernetes reports, and how aksrun says so."""
+"""KubernetesCompute on the real control plane (kube-apiserver, Job controller, scheduler; the
+node agent plays the kubelet): faults Kubernetes reports, and how aksrun says so. Every test
+runs as a person holding only aksrun's Role in a namespace of their own."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -17,36 +20,27 @@ from tests.support.manifests import assert_valid_job
 
 
 def _job_pods(k8s, job_id):
-    return k8s.cluster.pods(k8s.namespace, lambda p: p["metadata"]["name"].startswith(job_id))
-
-
-def _wait_running_pod(k8s, job_id, index=0, timeout=60):
-    return k8s.cluster.wait_for_pod(
-        lambda p: p["metadata"]["name"].startswith(f"{job_id}-{index}-")
-        and p["status"].get("phase") == "Running"
-        and not p["metadata"].get("deletionTimestamp"),
-        timeout=timeout, namespace=k8s.namespace,
-    )
+    return k8s.pods(job_id)
 
 
 def test_one_kubernetes_write_per_submission_and_reads_by_watch(k8s):
-    before = k8s.cluster.requests.copy()
+    before = k8s.requests()
     assert list(aksrun.function()(funcs.square).map(range(40), chunksize=4)) == [
         x * x for x in range(40)]
-    delta = k8s.cluster.requests - before
+    delta = k8s.requests() - before
     writes = {k: v for k, v in delta.items() if k[0] in ("create", "update", "patch", "delete")}
     assert writes == {("create", "jobs"): 1}
     assert delta[("watch", "pods")] >= 1 and delta[("watch", "jobs")] >= 1
     assert not any(verb == "get" and res == "jobs" for verb, res in delta)  # no status polling
-    jobs = k8s.cluster.objects("jobs", k8s.namespace)
+    jobs = k8s.jobs()
     assert len(jobs) == 1 and jobs[0]["spec"]["completions"] == 10
 
 
 def test_pod_killed_mid_chunk_is_retried_and_result_arrives_once(k8s, capfd):
     fut = aksrun.function()(funcs.sleep_for).submit(3)
-    pod = _wait_running_pod(k8s, fut.job_id)
+    pod = k8s.running_pod(fut.job_id)
     time.sleep(0.5)
-    k8s.cluster.kill(pod["metadata"]["name"])
+    k8s.kill(pod["metadata"]["name"])
     assert fut.result(timeout=120) == 3
     assert len(_job_pods(k8s, fut.job_id)) == 2
     assert "retrying" in capfd.readouterr().err
@@ -54,18 +48,25 @@ def test_pod_killed_mid_chunk_is_retried_and_result_arrives_once(k8s, capfd):
 
 def test_evicted_pod_is_retried_and_said_so(k8s, capfd):
     remote = aksrun.function()(funcs.sleep_for)
-    results = remote.map([2, 2], chunksize=1)
+    # Long enough to outlive the eviction's grace period: the runner, PID 1 of its container,
+    # has no SIGTERM handler, so it is killed at the end of the grace period (capped at 5 s
+    # by the node agent), as a kubelet would after 30 s.
+    results = remote.map([8, 8], chunksize=1)
     client = aksrun.api.session.default_client()
     job_id = client.list()[0].job_id
-    pod = _wait_running_pod(k8s, job_id, index=1)
-    k8s.cluster.evict(pod["metadata"]["name"], namespace=k8s.namespace)
-    assert list(results) == [2, 2]
+    pod = k8s.running_pod(job_id, index=1)
+    k8s.evict(pod["metadata"]["name"])
+    assert list(results) == [8, 8]
     err = capfd.readouterr().err
     assert "evicted or preempted" in err and "retrying" in err
-    job = k8s.cluster.objects("jobs", k8s.namespace)[0]
+    job = k8s.wait_for(lambda: next((j for j in k8s.jobs() if j["status"].get("succeeded") == 2),
+                                    None), timeout=30)
     assert job["status"]["succeeded"] == 2
     assert not job["status"].get("failed")  # podFailurePolicy Ignore: not counted
-    assert len(_job_pods(k8s, f"{job_id}-1-")) == 2
+    # The Eviction API deleted the evicted pod; the Job controller replaced it.
+    [replacement] = _job_pods(k8s, f"{job_id}-1-")
+    assert replacement["metadata"]["name"] != pod["metadata"]["name"]
+    assert replacement["status"]["phase"] == "Succeeded"
 
 
 def test_oom_killed_fails_fast_naming_the_limit(k8s):
@@ -80,11 +81,7 @@ def test_oom_killed_fails_fast_naming_the_limit(k8s):
         aksrun.function(memory="128Mi")(hog)()
     assert time.monotonic() - start < 30
 
-    def live_jobs():
-        return k8s.cluster.objects("jobs", k8s.namespace,
-                                   lambda j: not j["metadata"].get("deletionTimestamp"))
-
-    k8s.cluster.wait_for(lambda: not live_jobs(), timeout=10)  # stopped, not left retrying
+    k8s.wait_for(lambda: not k8s.jobs(live_only=True), timeout=30)  # stopped, not left retrying
 
 
 def test_unschedulable_fails_fast_with_scheduler_message(k8s):
@@ -109,11 +106,31 @@ def test_image_pull_failure_names_the_image(k8s):
     assert "ErrImagePull" in str(info.value) or "ImagePullBackOff" in str(info.value)
 
 
-def test_watch_resumes_after_410(k8s):
-    fut = aksrun.function()(funcs.sleep_for).submit(2)
-    _wait_running_pod(k8s, fut.job_id)
-    k8s.cluster.compact()  # every watch resuming from an older resourceVersion now gets 410
-    assert fut.result(timeout=120) == 2
+def test_watch_resumes_after_a_real_410(k8s, monkeypatch):
+    """The API server restarts (as in a control-plane upgrade); its watch cache starts afresh,
+    so a client resuming from a resourceVersion seen before the restart (one that was
+    disconnected for long) gets the real 410 Gone, lists again and loses nothing."""
+    from aksrun.adapters import kubernetes_watch
+
+    fut = aksrun.function()(funcs.sleep_for).submit(6)
+    k8s.running_pod(fut.job_id)
+    stale = k8s.admin_api().list_namespaced_pod(k8s.namespace).metadata.resource_version
+    k8s.admin_api().create_namespaced_config_map(k8s.namespace, {"metadata": {"name": "bump"}})
+    real = kubernetes_watch.MergedWatch._watch_once
+    restarted, gone = threading.Event(), []
+
+    def resume_from_stale(self, source, list_call, kwargs, version):
+        if source == "pod" and restarted.is_set() and not gone:
+            result = real(self, source, list_call, kwargs, stale)  # raises while it is down
+            gone.append(result)
+            return result
+        return real(self, source, list_call, kwargs, version)
+
+    monkeypatch.setattr(kubernetes_watch.MergedWatch, "_watch_once", resume_from_stale)
+    restarted.set()
+    k8s.cluster.control_plane.restart_apiserver()
+    assert fut.result(timeout=120) == 6
+    assert gone == [None]  # the server answered 410 Gone, and aksrun listed again
 
 
 def test_job_deadline_backstop(k8s, monkeypatch):
@@ -125,7 +142,7 @@ def test_job_deadline_backstop(k8s, monkeypatch):
 
 
 def test_dry_run_prints_a_valid_manifest_and_submits_nothing(k8s):
-    before = k8s.cluster.requests.copy()
+    before = k8s.requests()
     out = aksrun_cli("run", "--dry-run", "tests.e2e.funcs:add", "2", "b=3", "--cpu", "2",
                      "--memory", "3Gi")
     assert out.returncode == 0, out.stderr
@@ -138,7 +155,7 @@ def test_dry_run_prints_a_valid_manifest_and_submits_nothing(k8s):
     env = {e["name"]: e.get("value", "") for e in
            job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert all(len(v) < 300 for k, v in env.items() if k != "AKSRUN_STORAGE_CONNECTION_STRING")
-    assert k8s.cluster.requests == before  # nothing reached the API
+    assert k8s.requests() == before  # nothing reached the API
     store = aksrun.api.session.default_client().store
     assert list(store.list("jobs/")) == []
 
@@ -156,7 +173,7 @@ def test_get_after_the_client_died_reattaches_from_api_and_store(k8s):
 
 
 def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):
-    """AKSRUN_BACKEND=aks: the kubeconfig comes from ARM (here the fake cluster's, returned by
+    """AKSRUN_BACKEND=aks: the kubeconfig comes from ARM (here the test cluster's, returned by
     a stand-in for the ARM call), is written privately, and jobs run through it."""
     import os
     import stat
@@ -223,14 +240,13 @@ def test_hard_timeout_is_not_retried(k8s):
 
     with pytest.raises(TimeoutError):
         aksrun.function(timeout=1)(stuck)()
-    job = k8s.cluster.wait_for(
-        lambda: next(iter(k8s.cluster.objects("jobs", k8s.namespace)), None), timeout=10)
-    k8s.cluster.wait_for(lambda: _job_finished(k8s), timeout=30)
+    job = k8s.wait_for(lambda: next(iter(k8s.jobs()), None), timeout=10)
+    k8s.wait_for(lambda: _job_finished(k8s), timeout=30)
     assert len(_job_pods(k8s, job["metadata"]["name"])) == 1
 
 
 def _job_finished(k8s):
-    jobs = k8s.cluster.objects("jobs", k8s.namespace)
+    jobs = k8s.jobs()
     return jobs and any(c.get("type") in ("Failed", "Complete") and c.get("status") == "True"
                         for c in jobs[0]["status"].get("conditions", []))
 
@@ -264,3 +280,14 @@ def test_no_access_to_events_is_not_fatal(k8s, monkeypatch):
 
     monkeypatch.setattr(client.compute.core, "list_namespaced_event", forbidden)
     assert aksrun.function()(funcs.square)(6) == 36
+
+
+def test_a_client_exits_at_once_although_its_watches_are_quiet(k8s):
+    """At exit the client stops its watches; over TLS, closing a response another thread is
+    reading waits for the server's next bytes (minutes on a quiet job): the socket is shut
+    down instead, so a finished `aksrun run` returns promptly."""
+    out = aksrun_cli("run", "tests.e2e.funcs:add", "2", "b=3", timeout=60)  # a hang: 300 s
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "5"
+    out = aksrun_cli("run", "tests.e2e.funcs:fail_on", "3", timeout=60)
+    assert out.returncode == 1 and "CustomError: input 3 is bad" in out.stderr

@@ -1,5 +1,6 @@
-"""Every shared scenario (tests/scenarios) on the simulated AKS: KubernetesCompute on the fake
-Kubernetes API server (its kubelet runs the real runner) and BlobStore on Azurite, through the
+"""Every shared scenario (tests/scenarios) on the simulated AKS: KubernetesCompute on the real
+control plane (kube-apiserver, Job controller, scheduler; the node agent runs the real runner)
+and BlobStore on Azurite, through the
 `simulated_target` fixture. These are the very scenarios tests/integration runs, marked
 `integration`, on real AKS: their logic is proven here, offline, on every `make test`."""
 

@@ -1,5 +1,5 @@
-"""Scenarios written once, run on every target: the local backend, the simulated cluster (fake
-Kubernetes API server + Azurite) and real AKS.
+"""Scenarios written once, run on every target: the local backend, the simulated cluster (the real
+Kubernetes control plane built from upstream, its node agent, and Azurite) and real AKS.
 
 A scenario is a plain function `scenario_xxx(target) -> None` that asserts. The fixture that
 produces the target has already configured aksrun through the environment, so a scenario uses

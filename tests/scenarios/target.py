@@ -40,7 +40,8 @@ def _new_tag() -> str:
 
 @dataclass(repr=False)
 class Target:
-    """One place the scenarios run: local, simulated (fake Kubernetes + Azurite), or AKS."""
+    """One place the scenarios run: local, simulated (real control plane + node agent +
+    Azurite), or AKS."""
 
     name: str
     store: Store

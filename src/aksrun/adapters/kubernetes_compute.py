@@ -204,8 +204,8 @@ class _Tracker:
             if kind == "STOPPED" or self.stop.is_set():
                 return
             if kind == "BROKEN":
-                raise AksrunError(f"watching the {source} of job {self.handle.job_id} failed: "
-                                  f"{obj['error']}")
+                raise AksrunError(_api_error(obj["error"], f"watching the {source}s of job "
+                                             f"{self.handle.job_id}", self.compute.namespace))
             if source == "pod":
                 for event in self._on_pod(kind, obj):
                     yield event
@@ -240,8 +240,12 @@ class _Tracker:
         name = pod["metadata"]["name"]
         index = kev.pod_index(pod)
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
-        if deleting and (pod.get("status") or {}).get("phase") != "Succeeded":
-            return  # stopped by a cancel or by the controller: not a failure of the task
+        if deleting and (pod.get("status") or {}).get("phase") != "Succeeded" \
+                and not kev.is_disrupted(pod):
+            # Stopped by a cancel or by the controller: not a failure of the task. A disrupted
+            # pod (the Eviction API, preemption, a drained node) is deleted too, with the
+            # DisruptionTarget condition: it is reported, and Kubernetes retries it.
+            return
         if index is None or kind == "DELETED":
             self.unschedulable.pop(name, None)
             return
@@ -456,9 +460,13 @@ def _in_cluster(path: str) -> Any:
 
 
 def _api_error(exc: Any, doing: str, namespace: str) -> str:
+    status = getattr(exc, "status", None)
+    if status is None:  # not an API answer: the connection itself failed
+        return f"{doing} failed: {exc}"
     if exc.status == 403:
-        return (f"{doing} was forbidden in namespace {namespace!r}: your identity needs a Role "
-                "allowing jobs, pods and pods/log there (`aksrun admin add-user` grants it).")
+        from .kubernetes_rbac import forbidden_message
+
+        return forbidden_message(exc.body, doing, namespace)
     if exc.status == 404:
         return f"{doing}: namespace {namespace!r} does not exist (AKSRUN_NAMESPACE)."
     return f"{doing} failed: {exc.status} {exc.reason}: {(exc.body or '')[:500]}"

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -47,13 +48,14 @@ class MergedWatch:
         return self.queue.get(timeout=timeout)
 
     def stop(self, wait: float = 2.0) -> None:
-        """Stop every watch now: closing its response unblocks a thread waiting for data
-        (a daemon thread still reading at interpreter exit can abort the process)."""
+        """Stop every watch now: shutting its socket down unblocks a thread waiting for data
+        (a daemon thread still reading at interpreter exit can abort the process). Closing
+        the response instead would wait for that very read over TLS (the reader holds the
+        stream's lock), until the server next sends something: minutes on a quiet job."""
         self.stopped.set()
         self.queue.put(("watch", "STOPPED", {}))  # wakes the consumer
         for response in list(self._responses):
-            with contextlib.suppress(Exception):
-                response.close()
+            _interrupt(response)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(wait)
@@ -67,10 +69,12 @@ class MergedWatch:
         sanitize = self.api_client.sanitize_for_serialization
         version: str | None = None
         failures = 0
+        allowed = False  # the first list succeeded: we do have access
         while not self.stopped.is_set():
             try:
                 if version is None:
                     version = self._list(source, list_call, kwargs, sanitize)
+                    allowed = True
                 version = self._watch_once(source, list_call, kwargs, version)
                 failures = 0
                 if version is None:
@@ -82,7 +86,11 @@ class MergedWatch:
                 if optional and status in (401, 403):
                     log.debug("no access to %s; going on without it", source)
                     return
-                if _transient(exc) and failures < MAX_RETRIES:
+                # A refusal after access was granted is retried like a fault (as client-go's
+                # reflector does): an API server that has just restarted answers 401/403 until
+                # its authentication and RBAC caches are filled. A first refusal is final.
+                denied_again = allowed and status in (401, 403)
+                if (_transient(exc) or denied_again) and failures < MAX_RETRIES:
                     failures += 1
                     delay = min(30.0, 0.5 * 2**failures)
                     log.debug("watch of %s failed (%s); retry %d in %.1fs", source, exc,
@@ -136,6 +144,17 @@ class MergedWatch:
         for item in result.items or []:
             self.queue.put((source, "LISTED", sanitize(item)))
         return result.metadata.resource_version
+
+
+def _interrupt(response: Any) -> None:
+    """Wake a thread blocked reading `response`: shut its socket down under it."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is None:
+        with contextlib.suppress(Exception):
+            response.close()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _transient(exc: BaseException) -> bool:
