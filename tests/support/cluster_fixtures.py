@@ -31,7 +31,10 @@ USER = "tester@contoso.com"  # an Entra-style principal name, as AKS's Entra int
 @pytest.fixture(scope="session")
 def test_cluster(tmp_path_factory: pytest.TempPathFactory,
                  pytestconfig: pytest.Config) -> Iterator[TestCluster]:
-    cluster = TestCluster(tmp_path_factory.mktemp("cluster")).start()
+    # The session's temp dir is shared into the pods: tests observe a remote call's side
+    # effects (a counter file, a marker) there, as they do on the local backend.
+    cluster = TestCluster(tmp_path_factory.mktemp("cluster"),
+                          shared_paths=(str(tmp_path_factory.getbasetemp()),)).start()
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"cluster tier: real kube-apiserver {cluster.version} at "

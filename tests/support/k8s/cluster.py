@@ -34,9 +34,11 @@ class TestCluster:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, root: Path, pools: list[Any] | None = None) -> None:
+    def __init__(self, root: Path, pools: list[Any] | None = None,
+                 shared_paths: tuple[str, ...] = ()) -> None:
         self.root = root
         self.pools = pools
+        self.shared_paths = shared_paths
         self.control_plane = ControlPlane(root / "control-plane")
         self.agent: Any = None
         self._admin: Any = None
@@ -47,7 +49,7 @@ class TestCluster:
         self.control_plane.start()
         try:
             self.agent = NodeAgent(self.admin_kubeconfig, self.root / "node-agent",
-                                   pools=self.pools).start()
+                                   pools=self.pools, shared_paths=self.shared_paths).start()
         except BaseException:
             self.control_plane.stop()
             raise

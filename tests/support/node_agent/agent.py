@@ -53,6 +53,8 @@ class NodeAgent:
                        10 s; shorter here so tests stay fast; doubling up to 300 s as there)
     isolation          False: never use namespaces (what happens anyway where not permitted)
     memory_cgroups     False: enforce memory limits by RSS sampling (likewise)
+    shared_paths       host directories visible read-write at the same path in every
+                       container (the test harness's side channel; real pods have none)
     """
 
     def __init__(self, kubeconfig: Path, root: Path, pools: list[NodePool] | None = None,
@@ -60,8 +62,13 @@ class NodeAgent:
                  missing_images: Callable[[str], bool] | None = None,
                  passthrough_env: tuple[str, ...] = ("AZURE_TOKEN_CREDENTIALS",),
                  max_grace_seconds: float = 5.0, backoff_base: float = 1.0,
-                 isolation: bool = True, memory_cgroups: bool = True) -> None:
+                 isolation: bool = True, memory_cgroups: bool = True,
+                 shared_paths: tuple[str, ...] = ()) -> None:
         self.kubeconfig = Path(kubeconfig)
+        # Host directories bound read-write at the same path into every container, above its
+        # volumes: a side channel of the test harness (a test's counter file, a marker), not
+        # something a real node gives pods; no product code may rely on it.
+        self.shared_paths = tuple(str(p) for p in shared_paths)
         self.root = Path(root)
         self.pools = list(pools) if pools is not None else default_pools()
         self.executables = {"python": sys.executable, "python3": sys.executable,

@@ -141,6 +141,8 @@ def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerCon
     for host_path in agent.sandbox.exposed_paths(cfg.executable):
         if any(host_path == t or host_path.startswith(t + "/") for t in volume_targets):
             mounts.append(MountSpec(target=host_path, source=host_path, readonly=True))
+    for shared in agent.shared_paths:
+        mounts.append(MountSpec(target=shared, source=shared))
     ident = cfg.identity
     spec: dict[str, Any] = {
         "hostname": (spec_.get("hostname") or pod["metadata"]["name"])[:63],
