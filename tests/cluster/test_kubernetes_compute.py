@@ -297,3 +297,18 @@ def test_a_client_exits_at_once_although_its_watches_are_quiet(k8s):
     assert out.stdout.strip() == "5"
     out = aksrun_cli("run", "tests.e2e.funcs:fail_on", "3", timeout=60)
     assert out.returncode == 1 and "CustomError: input 3 is bad" in out.stderr
+
+
+def test_pods_that_cannot_be_created_fail_the_job_naming_why(k8s):
+    """Issue 11, item 3: with its service account missing, the Job controller cannot create
+    a single pod and says so only in events on the Job (no condition, no pod): aksrun fails
+    the job within seconds, naming the account and the fix, instead of waiting forever."""
+    k8s.admin_api().delete_namespaced_service_account("aksrun", k8s.namespace)
+    start = time.monotonic()
+    with pytest.raises(aksrun.JobFailedError) as info:
+        aksrun.function()(funcs.square)(3)
+    text = str(info.value)
+    assert "serviceaccount \"aksrun\" not found" in text
+    assert "service account 'aksrun'" in text and "aksrun admin add-user" in text
+    assert time.monotonic() - start < 30
+    k8s.wait_for(lambda: not k8s.jobs(live_only=True), timeout=30)  # cancelled, not left

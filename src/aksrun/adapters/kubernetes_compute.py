@@ -25,6 +25,7 @@ from .kubernetes_watch import MergedWatch
 
 log = logging.getLogger("aksrun.kubernetes")
 SCALE_UP_GRACE = 20.0  # seconds an unschedulable pod may wait for the autoscaler to decide
+FAILED_CREATE_LIMIT = 2  # the Job controller's failures to create a pod before aksrun gives up
 
 
 class KubernetesCompute:
@@ -113,6 +114,12 @@ class KubernetesCompute:
                   label_selector=f"batch.kubernetes.io/job-name={job_id}")
         watch.add("event", self.core.list_namespaced_event, optional=True,
                   namespace=self.namespace, field_selector="involvedObject.kind=Pod")
+        # The Job controller reports pods it cannot create (a missing service account, an
+        # admission webhook's or a ResourceQuota's refusal) as events on the Job, and only
+        # there: no pod exists to carry them.
+        watch.add("job-event", self.core.list_namespaced_event, optional=True,
+                  namespace=self.namespace,
+                  field_selector=f"involvedObject.kind=Job,involvedObject.name={job_id}")
         try:
             yield from _Tracker(self, handle, watch, stop or threading.Event()).run()
         finally:
@@ -194,6 +201,7 @@ class _Tracker:
         self.scale_up: dict[str, str] = {}  # pod name -> autoscaler's verdict
         self.pods: dict[str, dict[str, Any]] = {}
         self.job_seen = False
+        self.failed_creates: dict[str, int] = {}  # FailedCreate event name -> its count
 
     def run(self) -> Iterator[TaskEvent]:
         while True:
@@ -216,6 +224,12 @@ class _Tracker:
                         return
             elif source == "event":
                 self._on_event(obj)
+            elif source == "job-event":
+                failure = self._on_job_event(obj)
+                if failure is not None:
+                    self.compute.cancel(self.handle)
+                    yield failure
+                    return
             elif source == "job":
                 event = self._on_job(kind, obj)
                 if event is not None:
@@ -285,6 +299,20 @@ class _Tracker:
         if reason in ("NotTriggerScaleUp", "TriggeredScaleUp"):
             self.scale_up[involved] = reason
             self.scale_up.setdefault(f"{involved}#message", event.get("message") or "")
+
+    def _on_job_event(self, event: dict[str, Any]) -> TaskEvent | None:
+        """Pods that cannot be created: the controller retries with back-off, forever. Once
+        it has failed twice (two events, or one event counted twice), it is no passing
+        fault: fail the job with the controller's words and what to do about them."""
+        if event.get("reason") != "FailedCreate":
+            return None
+        name = (event.get("metadata") or {}).get("name") or ""
+        series = (event.get("series") or {}).get("count")
+        self.failed_creates[name] = int(event.get("count") or series or 1)
+        if sum(self.failed_creates.values()) < FAILED_CREATE_LIMIT:
+            return None
+        return TaskEvent("job_failed", reason="FailedCreate", message=kev.failed_create_hint(
+            event.get("message") or "", self.compute.namespace, self.compute.service_account))
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> TaskEvent | None:
         if kind == "DELETED" or job["metadata"].get("deletionTimestamp"):

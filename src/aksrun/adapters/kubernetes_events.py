@@ -152,3 +152,20 @@ def parse_indexes(text: str | None) -> set[int]:
         low, _, high = part.partition("-")
         result.update(range(int(low), int(high or low) + 1))
     return result
+
+
+def failed_create_hint(message: str, namespace: str, service_account: str) -> str:
+    """The Job controller's FailedCreate message, and what to do about it."""
+    text = f"Kubernetes cannot create the job's pods: {message or 'no reason given'}."
+    lowered = message.lower()
+    if "serviceaccount" in lowered or "service account" in lowered:
+        return (f"{text} The pods run as service account {service_account!r}, which does not "
+                f"exist in namespace {namespace!r}: ask your cluster admin to run `aksrun admin "
+                "add-user` for you, or set AKSRUN_SERVICE_ACCOUNT to one that exists.")
+    if "exceeded quota" in lowered:
+        return (f"{text} The namespace's ResourceQuota is used up: wait for other jobs to "
+                "finish, ask for more quota, or lower cpu=/memory=/max_parallel=.")
+    if "admission webhook" in lowered or "denied the request" in lowered:
+        return (f"{text} A policy of the cluster refused the pod: ask your cluster admin "
+                "which policy, and what it requires.")
+    return f"{text} Ask your cluster admin, quoting this message."
