@@ -312,3 +312,12 @@ def test_pods_that_cannot_be_created_fail_the_job_naming_why(k8s):
     assert "service account 'aksrun'" in text and "aksrun admin add-user" in text
     assert time.monotonic() - start < 30
     k8s.wait_for(lambda: not k8s.jobs(live_only=True), timeout=30)  # cancelled, not left
+
+
+def test_a_map_larger_than_the_cluster_queues_and_completes(k8s, capfd):
+    """Issue 11, item 2: 100 pods of 500m on 8 cores: most wait Unschedulable for the job's
+    own pods to finish. They are queued, not failed: the map completes."""
+    results = aksrun.function(cpu="500m", memory="256Mi")(funcs.square).map(
+        range(100), chunksize=1, progress=False)
+    assert list(results) == [x * x for x in range(100)]
+    assert "Unschedulable" not in capfd.readouterr().err

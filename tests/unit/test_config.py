@@ -105,3 +105,12 @@ def test_non_text_value_in_pyproject_names_file_and_key(project):
     (project / "pyproject.toml").write_text("[tool.aksrun]\nnamespace = 5\n")
     with pytest.raises(ConfigError, match=r"namespace 5 .*key 'namespace'.* must be text"):
         load_config()
+
+
+def test_pending_timeout_is_a_duration_named_by_its_source(project, monkeypatch):
+    assert load_config(cwd=str(project)).pending_timeout == 1800.0
+    monkeypatch.setenv("AKSRUN_PENDING_TIMEOUT", "10m")
+    assert load_config(cwd=str(project)).pending_timeout == 600.0
+    monkeypatch.setenv("AKSRUN_PENDING_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="AKSRUN_PENDING_TIMEOUT"):
+        load_config(cwd=str(project))

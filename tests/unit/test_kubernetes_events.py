@@ -113,3 +113,37 @@ def test_connection_strings_reach_pods_only_for_a_loopback_emulator(monkeypatch,
     with pytest.raises(ConfigError, match="workload identity"):
         storage_env(load_config({**base, "storage_connection_string": real}))
     assert "SECRET" not in redact(real) and "AccountKey=<redacted>" in redact(real)
+
+
+def _node(cpu="4", memory="16Gi", labels=None, taints=None, gpus=None):
+    allocatable = {"cpu": cpu, "memory": memory, "pods": "110"}
+    if gpus:
+        allocatable["nvidia.com/gpu"] = gpus
+    return {"metadata": {"name": "n1", "labels": {"kubernetes.io/os": "linux", **(labels or {})}},
+            "spec": {"taints": taints or []}, "status": {"allocatable": allocatable}}
+
+
+def _pod_asking(**requests):
+    return {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                     "containers": [{"resources": {"requests": requests}}]}}
+
+
+def test_misfit_tells_a_pod_that_never_fits_from_one_that_waits():
+    from aksrun.adapters.kubernetes_events import misfit
+
+    assert misfit(_pod_asking(cpu="500m", memory="1Gi"), _node()) is None
+    assert misfit(_pod_asking(cpu="3860m"), _node(cpu="3860m")) is None
+    assert misfit(_pod_asking(cpu="64"), _node()).startswith("Insufficient cpu")
+    assert misfit(_pod_asking(memory="32Gi"), _node(memory="16373476Ki")).startswith(
+        "Insufficient memory")
+    assert misfit(_pod_asking(**{"nvidia.com/gpu": "1"}), _node()).startswith(
+        "Insufficient nvidia.com/gpu")
+    spot = {"key": "kubernetes.azure.com/scalesetpriority", "value": "spot",
+            "effect": "NoSchedule"}
+    assert misfit(_pod_asking(cpu="1"), _node(taints=[spot])).startswith("taint ")
+    tolerant = _pod_asking(cpu="1")
+    tolerant["spec"]["tolerations"] = [{**spot, "operator": "Equal"}]
+    assert misfit(tolerant, _node(taints=[spot])) is None
+    picky = _pod_asking(cpu="1")
+    picky["spec"]["nodeSelector"]["node.kubernetes.io/instance-type"] = "Standard_NC6"
+    assert misfit(picky, _node()) == "node selector node.kubernetes.io/instance-type=Standard_NC6"

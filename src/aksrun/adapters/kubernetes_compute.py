@@ -25,6 +25,7 @@ from .kubernetes_watch import MergedWatch
 
 log = logging.getLogger("aksrun.kubernetes")
 SCALE_UP_GRACE = 20.0  # seconds an unschedulable pod may wait for the autoscaler to decide
+NODES_TTL = 30.0  # seconds a listing of the nodes is reused
 FAILED_CREATE_LIMIT = 2  # the Job controller's failures to create a pod before aksrun gives up
 
 
@@ -33,7 +34,7 @@ class KubernetesCompute:
 
     def __init__(self, api_client: Any, namespace: str, *, image: str,
                  service_account: str = "aksrun", storage_env: Mapping[str, str] | None = None,
-                 max_parallel: int = 100) -> None:
+                 max_parallel: int = 100, pending_timeout: float = 1800.0) -> None:
         from kubernetes import client
 
         self.api_client = api_client
@@ -42,6 +43,31 @@ class KubernetesCompute:
         self.namespace, self.image, self.service_account = namespace, image, service_account
         self.storage_env = dict(storage_env or {})
         self.max_parallel = max_parallel
+        self.pending_timeout = pending_timeout
+        self._nodes: tuple[float, list[dict[str, Any]] | None] = (0.0, None)
+
+    def misfits(self, pod: dict[str, Any]) -> list[str] | None:
+        """Why `pod` fits none of the cluster's nodes (one reason per node), [] when some
+        node could run it, None when the nodes can't be read (no RBAC for them: then only
+        the pending timeout decides). Nodes are listed at most every 30 s."""
+        from kubernetes.client.rest import ApiException
+
+        listed_at, nodes = self._nodes
+        if time.monotonic() - listed_at > NODES_TTL:
+            try:
+                items = self.core.list_node().items
+                nodes = [self.api_client.sanitize_for_serialization(n) for n in items]
+            except (ApiException, OSError) as exc:
+                log.debug("cannot read nodes (%s); unschedulable pods wait for the timeout", exc)
+                nodes = None
+            self._nodes = (time.monotonic(), nodes)
+        if nodes is None:
+            return None
+        reasons = [f"{(n.get('metadata') or {}).get('name')}: {why}" for n in nodes
+                   if (why := kev.misfit(pod, n))]
+        if not nodes:
+            return ["the cluster has no nodes"]
+        return reasons if len(reasons) == len(nodes) else []
 
     @classmethod
     def from_config(cls, config: Config) -> KubernetesCompute:
@@ -62,7 +88,8 @@ class KubernetesCompute:
         image = config.image or manifest.image_for(config)
         return cls(api_client, config.effective_namespace, image=image,
                    service_account=config.service_account, storage_env=storage_env(config),
-                   max_parallel=config.max_parallel or 100)
+                   max_parallel=config.max_parallel or 100,
+                   pending_timeout=config.pending_timeout)
 
     # --- launching -------------------------------------------------------------------------
 
@@ -202,6 +229,7 @@ class _Tracker:
         self.pods: dict[str, dict[str, Any]] = {}
         self.job_seen = False
         self.failed_creates: dict[str, int] = {}  # FailedCreate event name -> its count
+        self.progress = time.monotonic()  # when a pod of the job last started or finished
 
     def run(self) -> Iterator[TaskEvent]:
         while True:
@@ -271,9 +299,11 @@ class _Tracker:
             self.unschedulable.pop(name, None)
         if phase == "Running" and name not in self.started:
             self.started.add(name)
+            self.progress = time.monotonic()
             yield TaskEvent("started", index, self.attempts.get(index, 0))
         if phase in ("Succeeded", "Failed") and name not in self.finished:
             self.finished.add(name)
+            self.progress = time.monotonic()
             attempt = self.attempts.get(index, 0)
             event = kev.finished_pod_event(pod, index, attempt)
             if event.kind == "succeeded":
@@ -296,7 +326,7 @@ class _Tracker:
         if not involved.startswith(f"{self.handle.job_id}-"):
             return
         reason = event.get("reason")
-        if reason in ("NotTriggerScaleUp", "TriggeredScaleUp"):
+        if reason in ("NotTriggerScaleUp", "TriggeredScaleUp", "Nominated"):
             self.scale_up[involved] = reason
             self.scale_up.setdefault(f"{involved}#message", event.get("message") or "")
 
@@ -342,18 +372,42 @@ class _Tracker:
                     "registry (AcrPull).",
                 )
             if name in self.unschedulable:
-                verdict = self.scale_up.get(name)
-                waited = time.monotonic() - self.unschedulable[name]
-                if verdict == "NotTriggerScaleUp" or (verdict is None and waited >= SCALE_UP_GRACE):
-                    why = kev.unschedulable_message(pod)
-                    autoscaler = self.scale_up.get(f"{name}#message") or "no scale-up triggered"
-                    return TaskEvent(
-                        "job_failed", kev.pod_index(pod), reason="Unschedulable",
-                        message=f"no node can run pod {name} (asked for {kev.requested(pod)}): "
-                        f"{why}; the autoscaler: {autoscaler}. Lower cpu=/memory=/gpu=, pick "
-                        "another node_type=, or add a node pool that fits.",
-                    )
+                failure = self._unschedulable(name, pod)
+                if failure is not None:
+                    return failure
         return None
+
+    def _unschedulable(self, name: str, pod: dict[str, Any]) -> TaskEvent | None:
+        """A pod waiting for capacity is queued, not failed: the job's other pods may be
+        holding the nodes, a node may be coming, or the cluster is busy. It fails fast only
+        when it fits no node even empty (and no scale-up is under way), and otherwise only
+        after `pending_timeout` without any pod of the job making progress."""
+        verdict = self.scale_up.get(name)
+        if verdict in ("TriggeredScaleUp", "Nominated"):
+            return None  # a node is coming for it
+        now = time.monotonic()
+        waited = now - self.unschedulable[name]
+        why = kev.unschedulable_message(pod)
+        misfits = self.compute.misfits(pod)
+        if misfits and (verdict == "NotTriggerScaleUp" or waited >= SCALE_UP_GRACE):
+            autoscaler = self.scale_up.get(f"{name}#message") or "no scale-up triggered"
+            return TaskEvent(
+                "job_failed", kev.pod_index(pod), reason="Unschedulable",
+                message=f"no node can run pod {name} (asked for {kev.requested(pod)}), not even "
+                f"an empty one: {'; '.join(misfits)}. The scheduler: {why}; the autoscaler: "
+                f"{autoscaler}. Lower cpu=/memory=/gpu=, pick another node_type=, or add a "
+                "node pool that fits.")
+        timeout = self.compute.pending_timeout
+        if waited < timeout or now - self.progress < timeout or self._running():
+            return None
+        return TaskEvent(
+            "job_failed", kev.pod_index(pod), reason="Unschedulable",
+            message=f"pod {name} (asked for {kev.requested(pod)}) waited {waited / 60:.0f} min "
+            f"for capacity while no pod of the job could run: {why}. Wait longer with "
+            "AKSRUN_PENDING_TIMEOUT, lower cpu=/memory=/max_parallel=, or ask for more nodes.")
+
+    def _running(self) -> bool:
+        return any((p.get("status") or {}).get("phase") == "Running" for p in self.pods.values())
 
 
 def _calls_raised(pods: list[dict[str, Any]]) -> int:

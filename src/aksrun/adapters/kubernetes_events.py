@@ -169,3 +169,40 @@ def failed_create_hint(message: str, namespace: str, service_account: str) -> st
         return (f"{text} A policy of the cluster refused the pod: ask your cluster admin "
                 "which policy, and what it requires.")
     return f"{text} Ask your cluster admin, quoting this message."
+
+
+def misfit(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
+    """Why `pod` could never run on `node`, even empty (None: it fits). Only what aksrun's
+    pods use: the node selector, NoSchedule/NoExecute taints, and cpu/memory/GPU requests
+    against the node's allocatable."""
+    from ..core.quantities import cpu_cores, memory_bytes
+
+    spec = pod.get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return f"node selector {key}={value}"
+    tolerations = spec.get("tolerations") or []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(_tolerates(t, taint) for t in tolerations):
+            return f"taint {taint.get('key')}={taint.get('value', '')}:{taint.get('effect')}"
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    containers = spec.get("containers") or [{}]
+    requests = (containers[0].get("resources") or {}).get("requests") or {}
+    for name, amount in requests.items():
+        have = allocatable.get(name)
+        measure = cpu_cores if name == "cpu" else memory_bytes if name == "memory" else float
+        if have is None or measure(str(amount)) > measure(str(have)):
+            return f"Insufficient {name} ({name}={amount} asked, {have or 0} allocatable)"
+    return None
+
+
+def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+        return False
+    if toleration.get("operator") == "Exists":
+        return not toleration.get("key") or toleration.get("key") == taint.get("key")
+    return (toleration.get("key") == taint.get("key")
+            and toleration.get("value", "") == taint.get("value", ""))

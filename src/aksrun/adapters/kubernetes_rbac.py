@@ -8,6 +8,7 @@ the client really calls is granted; the cluster's own controllers create and del
   `jobs ls`), delete (cancel and `jobs rm`; foreground propagation needs nothing more).
 - pods: get, list, watch (task states and termination messages); pods/log: get (logs).
 - events: list, watch (why a pod or the Job is stuck: scheduling, image pulls, FailedCreate).
+- nodes (cluster-wide, read-only, optional): whether a waiting pod could ever fit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+)
+# Cluster-scoped and read-only: lets the client tell a pod that fits no node (fail at once,
+# saying which resource) from one that waits for capacity (queued). Optional: without it,
+# only the pending timeout ends a wait.
+NODE_READER = "aksrun-node-reader"
+NODE_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
 )
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
@@ -48,6 +56,31 @@ def user_role_binding(namespace: str, user: str, kind: str = "User") -> dict[str
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE_NAME},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": user}],
     }
+
+
+def node_reader_role() -> dict[str, Any]:
+    """The ClusterRole reading nodes (shared by every aksrun user)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": NODE_READER, "labels": {"app.kubernetes.io/managed-by": "aksrun"}},
+        "rules": [dict(rule) for rule in NODE_RULES],
+    }
+
+
+def node_reader_binding(user: str, kind: str = "User") -> dict[str, Any]:
+    """Binds the node reader to one person; named after them, so removal finds it."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{NODE_READER}-{_name_part(user)}",
+                     "labels": {"app.kubernetes.io/managed-by": "aksrun"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": NODE_READER},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": user}],
+    }
+
+
+def _name_part(user: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", user.lower()).strip("-.")[:200] or "user"
 
 
 def required_access() -> list[tuple[str, str, str]]:

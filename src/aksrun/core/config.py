@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .quantities import parse_duration
 
 BACKENDS = ("local", "kubernetes", "aks")
 
@@ -37,6 +38,7 @@ ENV_NAMES = {
     "resource_group": "AZURE_RESOURCE_GROUP",
     "cluster_name": "AZURE_AKS_CLUSTER_NAME",
     "registry": "AZURE_CONTAINER_REGISTRY",
+    "pending_timeout": "AKSRUN_PENDING_TIMEOUT",
 }
 
 
@@ -57,6 +59,9 @@ class Config:
     resource_group: str | None = None
     cluster_name: str | None = None
     registry: str | None = None
+    # How long a Kubernetes job may wait for capacity with none of its pods running before
+    # it is failed (seconds). Long: queues, scale-ups and GPU nodes from zero take minutes.
+    pending_timeout: float = 1800.0
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -180,6 +185,16 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
                 "use a whole number of at least 1."
             ) from None
         values["max_parallel"] = number
+
+    if values.get("pending_timeout") is not None:
+        try:
+            values["pending_timeout"] = parse_duration(values["pending_timeout"],
+                                                       "pending_timeout")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from {where('pending_timeout')})") from None
+        if not values["pending_timeout"]:
+            raise ConfigError(f"pending_timeout (from {where('pending_timeout')}) must be "
+                              'longer than zero, e.g. AKSRUN_PENDING_TIMEOUT="30m".')
 
     user = values.get("user") or _default_user()
     slugged = re.sub(r"[^a-z0-9-]+", "-", str(user).lower()).strip("-")[:40]

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aksrun.adapters.kubernetes_rbac import user_role, user_role_binding
+from aksrun.adapters.kubernetes_rbac import (
+    node_reader_binding,
+    node_reader_role,
+    user_role,
+    user_role_binding,
+)
 
 from .control_plane import ControlPlane
 
@@ -102,6 +107,13 @@ class TestCluster:
                 "name": SERVICE_ACCOUNT, "labels": {"app.kubernetes.io/managed-by": "aksrun"}}})
         rbac.create_namespaced_role(namespace, user_role(namespace))
         rbac.create_namespaced_role_binding(namespace, user_role_binding(namespace, user))
+        for create, body in ((rbac.create_cluster_role, node_reader_role()),
+                             (rbac.create_cluster_role_binding, node_reader_binding(user))):
+            try:
+                create(body)
+            except client.ApiException as exc:
+                if exc.status != 409:  # shared by every namespace of the person: made once
+                    raise
         self.control_plane.user_kubeconfig(kubeconfig, user, (USER_GROUP,), namespace)
         return UserNamespace(namespace, user, kubeconfig)
 
