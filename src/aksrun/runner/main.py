@@ -3,6 +3,10 @@
 A user exception is an outcome, not a runner failure: the runner exits 0. Non-zero exit
 codes are reserved for what retrying can't fix (integrity, version mismatch) or for faults
 of the infrastructure (store unreachable), so the compute layer can tell them apart.
+
+In a pod the runner is PID 1 of its container, where a signal without a handler is ignored:
+so it handles SIGTERM itself (pod deleted, evicted, preempted, job cancelled), or every stop
+would wait out the whole grace period and end in a SIGKILL that loses the last log lines.
 """
 
 from __future__ import annotations
@@ -29,11 +33,32 @@ from ..errors import (
 from ..ports.compute import EXIT_INTEGRITY, EXIT_STORE, EXIT_TIMEOUT, EXIT_USAGE, EXIT_VERSION
 
 HARD_TIMEOUT_GRACE = 5.0
+# 128 + SIGTERM, what a shell reports for a process ended by SIGTERM. Kept out of the Job's
+# podFailurePolicy exit-code rules: a stopped task is retried (an eviction carries the
+# DisruptionTarget condition, so that retry isn't even counted).
+EXIT_TERMINATED = 128 + signal.SIGTERM
+# After SIGTERM, how long the call may take to unwind (its `finally` blocks) before the runner
+# ends itself anyway: well inside the kubelet's grace period (30 s by default; aksrun sets none).
+TERMINATION_BACKSTOP = 2.0
+# The kubelet keeps only the last 4,096 bytes of the termination-message file: a longer
+# document loses its head, stops being JSON, and the client loses the reason with it.
+TERMINATION_MESSAGE_BYTES = 4096
 
 
 def main(argv: list[str] | None = None) -> int:
+    termination = _Termination(os.environ.get("AKSRUN_TERMINATION_LOG", "/dev/termination-log"))
+    termination.install()
+    try:
+        code = _run_task(termination)
+    except _Terminated:
+        code = termination.stop()
+    finally:
+        termination.uninstall()
+    return code
+
+
+def _run_task(termination: _Termination) -> int:
     env = os.environ
-    termination = env.get("AKSRUN_TERMINATION_LOG", "/dev/termination-log")
     try:
         store_url = env["AKSRUN_STORE"]
         job_id = env["AKSRUN_JOB_ID"]
@@ -74,12 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     from .logtee import LogSink, Tee
 
     sink = LogSink(store, jobmod.log_key(job_id, index))
+    termination.sink = sink
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
     outcomes: list[tuple[Any, ...]] = []
 
     def finish(final: list[tuple[Any, ...]]) -> int:
+        termination.interruptible = False  # every call ran: writing their outcomes wins
         sys.stdout, sys.stderr = stdout, stderr
         sink.close()
         payload = _dump_outcomes(final, record.function_name, chunk.start)
@@ -88,12 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
         errors = sum(1 for o in final if o[0] != OK)
-        _write_termination(
-            termination,
+        return termination.write(
             {"digest": payload.sha256, "calls": len(final), "errors": errors,
-             "seconds": round(time.time() - started, 3)},
-        )
-        return 0
+             "seconds": round(time.time() - started, 3)}, 0)
 
     def hung(seconds: float) -> None:
         """The watchdog's last resort (the call ignored the timeout): keep what finished, say
@@ -108,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         for args, kwargs in calls:
-            outcomes.append(_run_call(func, args, kwargs, timeout, retries, hung))
+            if termination.requested:  # the last call swallowed _Terminated: start no other
+                raise _Terminated
+            termination.doing = f"running call {chunk.start + len(outcomes)}"
+            outcomes.append(
+                _run_call(func, args, kwargs, timeout, retries, hung, termination))
     except BaseException:
         sys.stdout, sys.stderr = stdout, stderr
         sink.close()
@@ -131,7 +159,8 @@ def _check_versions(record: jobmod.JobRecord) -> None:
         )
 
 
-def _run_call(func, args, kwargs, timeout, retries, on_hang) -> tuple[Any, ...]:
+def _run_call(func, args, kwargs, timeout, retries, on_hang,
+              termination: _Termination) -> tuple[Any, ...]:
     attempt = 0
     while True:
         try:
@@ -140,6 +169,10 @@ def _run_call(func, args, kwargs, timeout, retries, on_hang) -> tuple[Any, ...]:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from user code is an outcome too
+            if termination.requested:  # stopping: not an outcome (e.g. a `finally` raised)
+                if isinstance(exc, _Terminated):
+                    raise
+                raise _Terminated from exc
             if attempt >= retries:
                 _strip_runner_frames(exc)
                 return exception_record(exc)
@@ -223,14 +256,146 @@ def _dump_outcomes(outcomes: list[tuple[Any, ...]], func_name: str, start: int):
 
 def _write_termination(path: str, data: dict[str, Any]) -> None:
     try:
-        with open(path, "w") as out:
-            out.write(json.dumps(data))
+        with open(path, "wb") as out:
+            out.write(_encode_termination(data))
     except OSError:
         pass
 
 
-def _fail(termination: str, code: int, reason: str, message: str) -> int:
+def _encode_termination(data: dict[str, Any], limit: int = TERMINATION_MESSAGE_BYTES) -> bytes:
+    """`data` as JSON of at most `limit` bytes, its longest strings shortened as needed.
+
+    Capping characters isn't enough: JSON escapes a control or non-ASCII character as 6 to 12
+    bytes, and the kubelet keeps the file's last `limit` bytes, so an over-long document
+    reaches the client as broken JSON with the reason lost. ASCII-only (ensure_ascii) so every
+    reader decodes it whatever its locale."""
+    data = dict(data)
+    while True:
+        encoded = json.dumps(data).encode("ascii")
+        if len(encoded) <= limit:
+            return encoded
+        strings = [k for k, v in data.items() if isinstance(v, str) and v]
+        if not strings:  # nothing left to shorten (not one of the runner's documents)
+            return json.dumps({"error": "TerminationMessageTooLong"}).encode("ascii")
+        key = max(strings, key=lambda k: len(data[k]))
+        text = data[key][:limit]  # every character costs at least one byte
+        low, high = 0, len(text)  # the longest prefix that fits, by bisection
+        while low < high:
+            mid = (low + high + 1) // 2
+            data[key] = text[:mid] + " [...]"
+            if len(json.dumps(data).encode("ascii")) <= limit:
+                low = mid
+            else:
+                high = mid - 1
+        data[key] = text[:low] + " [...]" if low else ""
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler. A BaseException, as KeyboardInterrupt,
+    so the user's `except Exception` lets it through while the call's `finally` blocks still
+    run, and the runner never mistakes it for the call's outcome."""
+
+
+class _Termination:
+    """The runner's last word: its termination message (written once, first writer wins) and
+    SIGTERM, which asks for it early.
+
+    On SIGTERM the runner stops the running call by raising _Terminated in the main thread
+    (as SIGALRM does for a call's timeout), flushes the live log, writes why it stopped and
+    exits 143. The outputs of calls that already finished are not written: a chunk's output
+    object exists only complete (the store's "done" test, a retry's overwrite and the client's
+    digest check all rely on that), and a stopped task is run again whole or not at all. Two
+    backstops keep the exit prompt whatever the call does: the signal's arrival is also read
+    from a wake-up pipe by a thread (the main thread may be stuck in C code, where no Python
+    handler runs), and TERMINATION_BACKSTOP after it the runner ends itself (a call that
+    swallows _Terminated, a non-daemon thread holding up the interpreter's exit)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sink: Any = None  # the live log, once the tee is in place
+        self.doing = "setting up"
+        self.interruptible = True  # False once every call ran: writing the outputs wins
+        self.requested = False
+        self.code: int | None = None  # exit code of the message written
+        # Reentrant: the SIGTERM handler runs in the main thread, which may be holding it.
+        self._lock = threading.RLock()
+        self._armed = False
+        self._previous: Any = None
+        self._wakeup: tuple[int, int] | None = None
+        self._previous_wakeup = -1
+
+    def install(self) -> None:
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread (embedded): signals aren't ours to handle
+            return
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)  # set_wakeup_fd's requirement; the reader blocks
+        self._previous_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        self._wakeup = (read_fd, write_fd)
+        threading.Thread(target=self._watch, args=(read_fd,), name="aksrun-sigterm",
+                         daemon=True).start()
+
+    def uninstall(self) -> None:
+        """Give back the process's handlers (main() may be called in a process it doesn't own)."""
+        if self._wakeup is None:
+            return
+        signal.set_wakeup_fd(self._previous_wakeup)
+        signal.signal(signal.SIGTERM, self._previous)
+        os.close(self._wakeup[1])  # the watcher reads EOF, closes its end and ends
+        self._wakeup = None
+
+    def _watch(self, read_fd: int) -> None:
+        try:
+            while data := os.read(read_fd, 64):
+                if int(signal.SIGTERM) in data:
+                    self._arm()
+        except OSError:
+            pass
+        finally:
+            os.close(read_fd)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.requested = True
+        self._arm()
+        if self.interruptible:
+            self.interruptible = False  # once: the call's own clean-up isn't interrupted
+            raise _Terminated
+
+    def _arm(self) -> None:
+        with self._lock:
+            if self._armed:
+                return
+            self._armed = True
+        threading.Thread(target=self._backstop, name="aksrun-backstop", daemon=True).start()
+
+    def _backstop(self) -> None:
+        time.sleep(TERMINATION_BACKSTOP)
+        os._exit(self.stop())
+
+    def stop(self) -> int:
+        """Flush the live log and say the runner was terminated (unless it already said how
+        it ended); the exit code to end with."""
+        if self.sink is not None:
+            self.sink.flush()
+        print(f"aksrun runner: terminated by SIGTERM while {self.doing}", file=sys.__stderr__)
+        return self.write({"error": "Terminated", "message": (
+            f"the runner was stopped by SIGTERM while {self.doing} (its pod was deleted, "
+            "evicted or preempted, or the job cancelled)")}, EXIT_TERMINATED)
+
+    def write(self, data: dict[str, Any], code: int) -> int:
+        """Write the termination message unless one was written; the exit code that goes
+        with the message on file. The runner's end is decided: SIGTERM no longer interrupts
+        it (it would cut the message it is writing)."""
+        self.interruptible = False
+        with self._lock:
+            if self.code is None:
+                _write_termination(self.path, data)
+                self.code = code
+            return self.code
+
+
+def _fail(termination: _Termination, code: int, reason: str, message: str) -> int:
     print(f"aksrun runner: {reason}: {message}", file=sys.stderr)
     traceback.print_exc()
-    _write_termination(termination, {"error": reason, "message": message[:3000]})
-    return code
+    return termination.write({"error": reason, "message": message}, code)
