@@ -9,12 +9,20 @@ Why it looks the way it does:
 - `get` downloads in parallel into ONE preallocated buffer, so a 1 GiB object costs 1 GiB of
   client memory, not the 2-3x of `readall()`.
 - Logs are Append Blobs, so a follower reads by range from its last offset while the runner
-  appends.
+  appends. An Append Blob takes 50,000 appends (about 7 hours at 2/s), so a log is a chain of
+  segments `<key>`, `<key>~seg-000001`, ...: the writer seals a full segment, then creates the
+  next; the next one existing means the previous one is complete, so every reader (`read`,
+  `get`, `size`, hence `aksrun jobs logs -f` and the live log) sees one stream. Every append
+  says where it must land (`appendpos_condition`): an SDK retry of an append whose answer was
+  lost gets 412 instead of writing the text twice, and the store then checks whether the text
+  is there.
 - The only credential is `DefaultAzureCredential()` (environment in CI, Azure CLI on a laptop,
   workload identity in a pod: its own resolution). A connection string is the other way in,
   for Azurite and for accounts that use keys.
-- Retries are the SDK's exponential retry policy; each retry is logged on `aksrun.store` at
-  DEBUG (the SDK itself logs requests on `azure.core.pipeline.policies`).
+- Retries are the SDK's exponential retry policy, bounded by time (RETRY_WINDOW) rather than
+  by the SDK's per-kind counts, so a store outage of up to ~7 minutes (connections refused,
+  timeouts, 5xx) is ridden out by runners and clients alike; each retry is logged on
+  `aksrun.store` at DEBUG (the SDK itself logs requests on `azure.core.pipeline.policies`).
 - Azure is imported inside functions, so importing aksrun stays cheap for local runs.
 """
 
@@ -27,7 +35,9 @@ import logging
 import os
 import random
 import re
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -49,12 +59,25 @@ MAX_SINGLE_GET_SIZE = 16 * MiB  # the first GET of a download; the rest in chunk
 MAX_CHUNK_GET_SIZE = 4 * MiB  # ...of this size, in parallel
 APPEND_BLOCK_LIMIT = 4 * MiB  # the service's limit for one Append Block (older API versions)
 DELETE_BATCH = 256  # the service's limit of sub-requests in one blob batch
-RETRY_TOTAL = 6
-RETRY_BACKOFF = 1.0  # seconds before the first retry, doubling: 1+2+4+8+16+32 s at most
+SEGMENT_BLOCKS = 50_000  # appends per log segment: the service's limit per Append Blob
+SEGMENT_MARK = "~seg-"  # segment n >= 1 of the log `k` is the blob `k~seg-00000n`
+APPEND_ATTEMPTS = 10  # rounds of one append (412 re-checks, roll-overs, re-creation)
+# Retries. The SDK counts retries per kind (connect, read, status) with a default of 3 each
+# whatever `retry_total` says: that made aksrun give up after 3 refused connections, 6.1 s
+# measured (1+2+4 s of back-off), not the 63 s this comment used to claim. Now every kind has
+# the same count and a time window bounds them all: a request is retried, with back-off
+# 1, 2, 4, 8, 16, then 30 s (+-20%), until RETRY_WINDOW seconds have passed since its first
+# attempt. Measured against a refused port: it gave up after 428.5 s (18 retries); with
+# Azurite stopped for 20 s mid-request, the request completed once it was back (~32 s).
+RETRY_WINDOW = 420.0  # a 6-minute store outage (the design's promise) plus a minute of margin
+RETRY_BACKOFF = 1.0  # seconds before the first retry, doubling...
+RETRY_BACKOFF_MAX = 30.0  # ...up to this
+RETRY_TOTAL = 22  # enough that the window, not the count, ends retries: 0.8 x (31 + 17 x 30) s
 CONSISTENT_READ_ATTEMPTS = 3  # re-read when the object is replaced during a download
 ROLE = "Storage Blob Data Contributor"
 
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_SEGMENT_RE = re.compile(re.escape(SEGMENT_MARK) + r"[0-9]{6}$")
 _T = TypeVar("_T")
 
 
@@ -78,13 +101,18 @@ class BlobStore:
         append_block_limit: int = APPEND_BLOCK_LIMIT,
         retry_total: int = RETRY_TOTAL,
         retry_backoff: float = RETRY_BACKOFF,
+        retry_window: float | None = None,
+        segment_blocks: int | None = None,
     ) -> None:
         """Connect lazily (no request is made here).
 
         Give `connection_string` (Azurite, key-based accounts) or `account_url` (then the
         credential is `DefaultAzureCredential()`). `subscription_id` and `resource_group` only
         make permission-error messages name the exact role-assignment scope. The size knobs
-        exist so tests can exercise the parallel block path with small objects.
+        exist so tests can exercise the parallel block path with small objects;
+        `segment_blocks` (default SEGMENT_BLOCKS, read when the store is made) and
+        `retry_window` (default RETRY_WINDOW) so they can reach a log roll-over and the end of
+        the retry window in seconds.
         """
         if not _CONTAINER_RE.match(container):
             raise ConfigError(
@@ -101,6 +129,12 @@ class BlobStore:
         self.max_concurrency = max_concurrency
         self.max_single_put_size = max_single_put_size
         self.append_block_limit = append_block_limit
+        self.segment_blocks = SEGMENT_BLOCKS if segment_blocks is None else segment_blocks
+        if self.segment_blocks < 1:
+            raise ConfigError("BlobStore segment_blocks must be positive.")
+        self._tails: dict[str, _Tail] = {}  # blob name -> where this process appends next
+        self._complete: dict[str, list[int]] = {}  # blob name -> sizes of complete segments
+        self._append_lock = threading.Lock()  # one append at a time: positions stay exact
         self._subscription_id = subscription_id
         self._resource_group = resource_group
         self._container_known = False
@@ -115,7 +149,10 @@ class BlobStore:
             "min_large_block_upload_threshold": max_block_size + 1,
             "max_single_get_size": max_single_get_size,
             "max_chunk_get_size": max_chunk_get_size,
-            "retry_policy": _retry_policy(retry_total, retry_backoff),
+            "retry_policy": _retry_policy(
+                retry_total, retry_backoff,
+                RETRY_WINDOW if retry_window is None else retry_window,
+            ),
         }
         self._credential: Any = None
         if connection_string:
@@ -207,40 +244,140 @@ class BlobStore:
             self._write(key, upload, blob=blob, rewindable=True)
 
     def append(self, key: str, data: bytes) -> None:
-        """Append to an Append Blob, creating it; data over the block limit goes in pieces.
+        """Append to the log `key`, creating it; data over the block limit goes in pieces.
 
-        An existing block blob at `key` is converted first (rare: only when something was
-        `put` where a log is later appended; not atomic).
+        Each piece lands exactly once at the end of the current segment (see the module
+        docstring); a full segment is sealed and the log goes on in the next. A failure is
+        logged here at WARNING (the caller may only keep it for later, as the runner's log tee
+        does) and raised as StoreError; this process's idea of where the log ends is kept, so
+        appending the same text again after an error cannot write it twice. An existing block
+        blob at `key` is converted first (rare: only when something was `put` where a log is
+        later appended; not atomic).
         """
         name = self._name(key)
-        blob = self._container.get_blob_client(name)
         view = memoryview(data).cast("B")
         limit = self.append_block_limit
-        chunks = [view[i : i + limit] for i in range(0, len(view), limit)] or [None]
-        for chunk in chunks:
-            self._append_chunk(key, blob, chunk)
+        try:
+            with self._append_lock, self._errors(key, "append to"):
+                if not len(view):  # appending nothing: only make sure the log exists
+                    self._tail(key, name)
+                for i in range(0, len(view), limit):
+                    self._append_block(key, name, view[i : i + limit].tobytes())
+        except StoreError as exc:
+            log.warning("could not append %d bytes to %s: %s", len(view), key, exc)
+            raise
 
-    def _append_chunk(self, key: str, blob: Any, chunk: memoryview | None) -> None:
+    def _append_block(self, key: str, name: str, body: bytes) -> None:
+        """One Append Block at the position this process knows to be the end of the log."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        for _attempt in range(APPEND_ATTEMPTS):
+            tail = self._tail(key, name)
+            if tail.blocks >= self.segment_blocks:
+                tail = self._roll(key, name, tail)
+            blob = self._container.get_blob_client(_segment_name(name, tail.segment))
+            try:
+                done = blob.append_block(body, length=len(body), appendpos_condition=tail.size)
+            except ResourceNotFoundError:  # deleted under us (or no container): start again
+                self._tails.pop(name, None)
+                continue
+            except HttpResponseError as exc:
+                code = _code(exc)
+                if code == "AppendPositionConditionNotMet":
+                    if self._landed(blob, tail, body):
+                        return
+                    continue  # another writer appended: ours goes after, at the real end
+                if code in ("BlockCountExceedsLimit", "BlobIsSealed"):
+                    self._roll(key, name, tail)
+                    continue
+                if code == "InvalidBlobType" and tail.segment == 0:
+                    self._tails.pop(name, None)  # a block blob was put there: convert it
+                    continue
+                raise
+            tail.size = int(done["blob_append_offset"]) + len(body)
+            tail.blocks = int(done["blob_committed_block_count"])
+            return
+        raise StoreError(
+            f"could not append to {key!r} in {self._where()}: its end kept moving or it kept "
+            f"being replaced through {APPEND_ATTEMPTS} attempts (another writer?)."
+        )
+
+    def _landed(self, blob: Any, tail: _Tail, body: bytes) -> bool:
+        """After a 412 on the append position: did an earlier attempt of this very append
+        (an SDK retry after a lost answer) already write `body` at `tail.size`? Either way
+        `tail` moves to the blob's real end. (Only the same bytes written at that exact place
+        by another writer at that moment could be taken for ours.)"""
+        props = blob.get_blob_properties()
+        end = tail.size + len(body)
+        landed = props.size >= end and blob.download_blob(
+            offset=tail.size, length=len(body)).readall() == body
+        log.debug("append position %d of %s was taken: %s", tail.size, blob.blob_name,
+                  "our earlier attempt had landed" if landed else "another writer appended")
+        tail.size, tail.blocks = int(props.size), int(props.append_blob_committed_block_count or 0)
+        return landed
+
+    def _tail(self, key: str, name: str) -> _Tail:
+        """Where this process appends next: the last segment, its size and block count (two
+        requests the first time, then known from each append's answer)."""
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-        body = None if chunk is None else chunk.tobytes()
-        with self._errors(key, "append to"):
-            for attempt in range(3):
-                try:
-                    if body is None:  # appending nothing: only make sure the object exists
-                        if not blob.exists():
-                            self._create_append_blob(key, blob)
-                    else:
-                        blob.append_block(body, length=len(body))
-                    return
-                except ResourceNotFoundError:
-                    if attempt == 2:
-                        raise
-                    self._create_append_blob(key, blob)
-                except ResourceExistsError as exc:
-                    if _code(exc) != "InvalidBlobType" or attempt == 2:
-                        raise
-                    self._convert_to_append_blob(key, blob)
+        tail = self._tails.get(name)
+        if tail is not None:
+            return tail
+        segment = max(self._segments(name), default=0)
+        blob = self._container.get_blob_client(_segment_name(name, segment))
+        for attempt in range(3):
+            try:
+                props = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                if attempt == 2:
+                    raise
+                self._create_append_blob(key, blob)
+                continue
+            if _blob_type(props) != "AppendBlob":
+                if segment != 0 or attempt == 2:
+                    raise ResourceExistsError(f"{blob.blob_name} is not an Append Blob")
+                self._convert_to_append_blob(key, blob)
+                continue
+            tail = _Tail(segment, int(props.size),
+                         int(props.append_blob_committed_block_count or 0))
+            self._tails[name] = tail
+            return tail
+        raise AssertionError("unreachable")
+
+    def _roll(self, key: str, name: str, tail: _Tail) -> _Tail:
+        """Seal the full segment (no writer can add to it any more), then create the next: a
+        reader that sees the next one may take the previous one as complete."""
+        from azure.core.exceptions import HttpResponseError
+
+        blob = self._container.get_blob_client(_segment_name(name, tail.segment))
+        try:
+            blob.seal_append_blob()
+        except HttpResponseError as exc:  # already sealed is fine; anything else is logged
+            if _code(exc) != "BlobIsSealed":
+                log.debug("could not seal %s (%s); rolling over anyway", blob.blob_name,
+                          _code(exc) or exc.status_code)
+        self._tails.pop(name, None)
+        following = self._container.get_blob_client(_segment_name(name, tail.segment + 1))
+        self._create_append_blob(key, following)
+        props = following.get_blob_properties()
+        rolled = _Tail(tail.segment + 1, int(props.size),
+                       int(props.append_blob_committed_block_count or 0))
+        self._tails[name] = rolled
+        log.info("log %s: segment %d is full; continuing in %s", key, tail.segment,
+                 following.blob_name)
+        return rolled
+
+    def _segments(self, name: str) -> list[int]:
+        """The numbers of the segments after the first (one listing)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        start = name + SEGMENT_MARK
+        try:
+            names = list(self._container.list_blob_names(name_starts_with=start))
+        except ResourceNotFoundError:
+            return []
+        return sorted(int(n[len(start) :]) for n in names if _SEGMENT_RE.fullmatch(n[len(name) :]))
 
     def _create_append_blob(self, key: str, blob: Any) -> None:
         from azure.core import MatchConditions
@@ -263,43 +400,85 @@ class BlobStore:
 
     def _convert_to_append_blob(self, key: str, blob: Any) -> None:
         """Replace a block blob by an append blob with the same bytes."""
-        old = memoryview(self.get(key))
+        old = memoryview(self._consistent_read(key, lambda: blob.download_blob().readall()))
         blob.create_append_blob()
         for i in range(0, len(old), self.append_block_limit):
             piece = old[i : i + self.append_block_limit].tobytes()
-            blob.append_block(piece, length=len(piece))
+            blob.append_block(piece, length=len(piece), appendpos_condition=i)
 
     # ---- reading -------------------------------------------------------------------------
 
     def get(self, key: str) -> bytearray:
-        """The whole object in one preallocated buffer (downloaded in parallel, one copy)."""
+        """The whole object in one preallocated buffer (downloaded in parallel, one copy); a
+        log in several segments comes back whole, as one stream."""
         name = self._name(key)
         blob = self._container.get_blob_client(name)
         started = time.perf_counter()
+        kind: list[str] = []
 
         def download() -> bytearray:
             stream = blob.download_blob(max_concurrency=self.max_concurrency)
+            kind[:] = [_blob_type(stream.properties)]
             writer = _BufferWriter(bytearray(stream.size))
             stream.readinto(writer)
             return writer.buffer
 
         buffer = self._consistent_read(key, download)
+        if kind == ["AppendBlob"] and self._has_segment(key, name, 1):
+            buffer = bytearray(self.read(key))
         log.debug("get %s/%s: %d bytes in %.3f s", self.container, name, len(buffer),
                   time.perf_counter() - started)
         return buffer
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        """A byte range; an offset at or past the end gives b'' (how logs are followed)."""
-        from azure.core.exceptions import HttpResponseError
+        """A byte range; an offset at or past the end gives b'' (how logs are followed).
 
+        A log's segments read as one stream: offsets count from the start of the first. Where
+        the bytes read end short (a follower caught up), one more request asks whether the
+        log went on in a next segment.
+        """
         name = self._name(key)
         if offset < 0 or (length is not None and length < 0):
             raise StoreError(f"read of {key!r}: offset and length must not be negative.")
-        blob = self._container.get_blob_client(name)
         if length == 0:
             if not self.exists(key):
                 raise self._not_found(key)
             return b""
+        complete = self._complete.setdefault(name, [])
+        segment, local = 0, offset
+        while segment < len(complete) and local >= complete[segment]:
+            local -= complete[segment]
+            segment += 1
+        out: list[bytes] = []
+        want = length
+        while True:
+            data = self._read_range(key, _segment_name(name, segment), local, want)
+            out.append(data)
+            local += len(data)
+            if want is not None:
+                want -= len(data)
+                if want == 0:
+                    break
+            if segment < len(complete):  # a complete segment: go on in the next
+                if local >= complete[segment]:
+                    segment, local = segment + 1, 0
+                continue
+            if not self._has_segment(key, name, segment + 1):
+                break  # the end of the log, for now
+            size = self._complete_size(key, name, segment)
+            if size is None:
+                break
+            if len(complete) == segment:
+                complete.append(size)
+            if local >= size:
+                segment, local = segment + 1, 0
+            # else: bytes appended to this segment between our read and its roll-over
+        return b"".join(out)
+
+    def _read_range(self, key: str, name: str, offset: int, length: int | None) -> bytes:
+        from azure.core.exceptions import HttpResponseError
+
+        blob = self._container.get_blob_client(name)
 
         def download() -> bytes:
             try:
@@ -313,21 +492,44 @@ class BlobStore:
 
         return self._consistent_read(key, download)
 
+    def _has_segment(self, key: str, name: str, segment: int) -> bool:
+        blob = self._container.get_blob_client(_segment_name(name, segment))
+        with self._errors(key, "check"):
+            return bool(blob.exists())
+
+    def _complete_size(self, key: str, name: str, segment: int) -> int | None:
+        """The final size of a segment that has a successor (the writer sealed it before
+        creating that); None if the first "segment" is not a log (an object `put` over one)."""
+        blob = self._container.get_blob_client(_segment_name(name, segment))
+        with self._errors(key, "read the size of"):
+            props = blob.get_blob_properties()
+        if _blob_type(props) != "AppendBlob":
+            return None
+        return int(props.size)
+
     def get_file(self, key: str, path: str) -> None:
-        """Download to `path`, through a temp file beside it, so it appears only when whole."""
+        """Download to `path`, through a temp file beside it, so it appears only when whole
+        (a log in several segments as one stream)."""
         name = self._name(key)
         blob = self._container.get_blob_client(name)
         target = os.path.abspath(path)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
+                kind: list[str] = []
 
                 def download() -> None:
                     out.seek(0)
                     out.truncate()
-                    blob.download_blob(max_concurrency=self.max_concurrency).readinto(out)
+                    stream = blob.download_blob(max_concurrency=self.max_concurrency)
+                    kind[:] = [_blob_type(stream.properties)]
+                    stream.readinto(out)
 
                 self._consistent_read(key, download)
+                if kind == ["AppendBlob"] and self._has_segment(key, name, 1):
+                    out.seek(0)
+                    out.truncate()
+                    out.write(self.read(key))
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -340,19 +542,30 @@ class BlobStore:
             return bool(blob.exists())
 
     def size(self, key: str) -> int:
-        blob = self._container.get_blob_client(self._name(key))
+        """Size in bytes; of a log, all its segments together."""
+        name = self._name(key)
+        blob = self._container.get_blob_client(name)
         with self._errors(key, "read the size of"):
-            return int(blob.get_blob_properties().size)
+            props = blob.get_blob_properties()
+            if _blob_type(props) != "AppendBlob":
+                return int(props.size)
+            start = name + SEGMENT_MARK
+            return int(props.size) + sum(
+                int(b.size) for b in self._container.list_blobs(name_starts_with=start)
+                if _SEGMENT_RE.fullmatch(b.name[len(name) :])
+            )
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        """Keys under `prefix` (a plain string prefix, as LocalStore), sorted."""
+        """Keys under `prefix` (a plain string prefix, as LocalStore), sorted; the segments of
+        a log are part of its key, not keys."""
         from azure.core.exceptions import ResourceNotFoundError
 
         start = self._full(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
         with self._errors(prefix or "/", "list"):
             try:
-                names = [n[strip:] for n in self._container.list_blob_names(name_starts_with=start)]
+                names = [n[strip:] for n in self._container.list_blob_names(name_starts_with=start)
+                         if not _SEGMENT_RE.search(n)]
             except ResourceNotFoundError:  # no container yet: nothing stored
                 names = []
         return iter(sorted(names))
@@ -360,17 +573,26 @@ class BlobStore:
     # ---- deleting ------------------------------------------------------------------------
 
     def delete(self, prefix: str) -> int:
-        """Delete one key, or every key under `prefix/`; returns how many objects went."""
+        """Delete one key (with its log segments), or every key under `prefix/`; returns how
+        many objects went (a log counts once)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         name = self._name(prefix)
+        with self._append_lock:
+            for known in (self._tails, self._complete):
+                for cached in [n for n in known if n == name or n.startswith(name + "/")]:
+                    del known[cached]
         if not prefix.endswith("/"):
             with self._errors(prefix, "delete"):
                 try:
                     self._container.get_blob_client(name).delete_blob()
-                    return 1
+                    deleted = 1
                 except ResourceNotFoundError:
-                    pass
+                    deleted = 0
+                segments = [_segment_name(name, n) for n in self._segments(name)]
+                if deleted or segments:
+                    self._delete_many(segments)
+                    return 1
         with self._errors(prefix, "delete"):
             try:
                 names = list(self._container.list_blob_names(name_starts_with=name + "/"))
@@ -386,7 +608,8 @@ class BlobStore:
             batch = names[i : i + DELETE_BATCH]
             try:
                 responses = self._container.delete_blobs(*batch, raise_on_any_failure=False)
-                count += sum(1 for r in responses if r.status_code == 202)
+                count += sum(1 for n, r in zip(batch, responses, strict=False)
+                             if r.status_code == 202 and not _SEGMENT_RE.search(n))
             except ClientAuthenticationError:
                 raise
             except HttpResponseError as exc:  # no batch API here: one request per blob
@@ -402,7 +625,7 @@ class BlobStore:
         def one(name: str) -> int:
             try:
                 self._container.get_blob_client(name).delete_blob()
-                return 1
+                return 0 if _SEGMENT_RE.search(name) else 1
             except ResourceNotFoundError:
                 return 0
 
@@ -590,6 +813,24 @@ class BlobStore:
 
     def _container_scope(self) -> str:
         return f"{self._account_scope()}/blobServices/default/containers/{self.container}"
+
+
+class _Tail:
+    """Where this process appends next to one log: segment number, its size, its blocks."""
+
+    __slots__ = ("blocks", "segment", "size")
+
+    def __init__(self, segment: int, size: int, blocks: int) -> None:
+        self.segment, self.size, self.blocks = segment, size, blocks
+
+
+def _segment_name(name: str, segment: int) -> str:
+    return name if segment == 0 else f"{name}{SEGMENT_MARK}{segment:06d}"
+
+
+def _blob_type(props: Any) -> str:
+    kind = getattr(props, "blob_type", None)
+    return str(getattr(kind, "value", kind))
 
 
 # ---- streams -------------------------------------------------------------------------------
@@ -785,18 +1026,36 @@ def _credential_message(account_url: str, exc: Exception) -> str:
 _RETRY_CLASS: Any = None
 
 
-def _retry_policy(total: int, backoff: float) -> Any:
-    """The SDK's ExponentialRetry, with each retry logged (it logs none itself)."""
+def _retry_policy(total: int, backoff: float, window: float = RETRY_WINDOW) -> Any:
+    """The SDK's ExponentialRetry, bounded by time, with each retry logged (it logs none).
+
+    The SDK stops at the first of its counts to run out: total, and connect / read / status
+    (each 3 unless given). Passing `total` alone left a refused connection 3 retries, 6 s.
+    Here all four get `total`, and `window` (seconds since the request's first attempt) ends
+    the retries whatever their kind: so the tolerated outage is a duration, the same for
+    refused connections, time-outs and 5xx, and per-attempt time-outs can't stretch it much.
+    """
     global _RETRY_CLASS
     if _RETRY_CLASS is None:
         from azure.core.exceptions import ClientAuthenticationError
         from azure.storage.blob import ExponentialRetry
 
         class LoggedExponentialRetry(ExponentialRetry):
+            window: float = RETRY_WINDOW
+
+            def configure_retries(self, request: Any) -> dict:
+                settings = super().configure_retries(request)
+                settings["started"] = time.monotonic()
+                return settings
+
             def increment(self, settings: dict, request: Any, response: Any = None,
                           error: Any = None) -> bool:
                 if isinstance(error, ClientAuthenticationError) and response is None:
                     return False  # no token: DefaultAzureCredential already tried every source
+                if _unresolvable(error):
+                    return False  # the host name does not exist: a wrong account, no outage
+                if time.monotonic() - settings["started"] >= self.window:
+                    return False
                 again = super().increment(settings, request, response=response, error=error)
                 if again:
                     if response is not None:
@@ -804,18 +1063,44 @@ def _retry_policy(total: int, backoff: float) -> Any:
                     else:
                         reason = f"{type(error).__name__}: {error}"
                     log.debug(
-                        "retry %d/%d of %s %s after %s", settings["count"],
-                        self.total_retries, request.method, _redact(request.url), reason,
+                        "retry %d/%d of %s %s after %s (%.0f s of %.0f s spent)",
+                        settings["count"], self.total_retries, request.method,
+                        _redact(request.url), reason,
+                        time.monotonic() - settings["started"], self.window,
                     )
                 return again
 
             def get_backoff_time(self, settings: dict) -> float:
-                """backoff x 1, 2, 4, 8... with +-20% jitter (0 means retry at once)."""
-                base = self.initial_backoff * 2 ** max(0, settings["count"] - 1)
+                """backoff x 1, 2, 4, 8... up to RETRY_BACKOFF_MAX, +-20% jitter (0: at once)."""
+                base = min(self.initial_backoff * 2 ** max(0, settings["count"] - 1),
+                           RETRY_BACKOFF_MAX)
                 return random.uniform(0.8 * base, 1.2 * base) if base > 0 else 0.0
 
         _RETRY_CLASS = LoggedExponentialRetry
-    return _RETRY_CLASS(initial_backoff=backoff, increment_base=2, retry_total=total)
+    policy = _RETRY_CLASS(
+        initial_backoff=backoff, increment_base=2, retry_total=total,
+        retry_connect=total, retry_read=total, retry_status=total,
+    )
+    policy.window = window
+    return policy
+
+
+def _unresolvable(error: Any) -> bool:
+    """Whether a request failed because DNS says the host does not exist (a misspelt account
+    name): retrying for the whole window would only delay the message that says so."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None))
+        pending += [current.__cause__, current.__context__,
+                    getattr(current, "inner_exception", None), getattr(current, "reason", None)]
+        pending += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+    return False
 
 
 def _redact(url: str) -> str:
