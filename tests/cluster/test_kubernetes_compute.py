@@ -48,9 +48,8 @@ def test_pod_killed_mid_chunk_is_retried_and_result_arrives_once(k8s, capfd):
 
 def test_evicted_pod_is_retried_and_said_so(k8s, capfd):
     remote = aksrun.function()(funcs.sleep_for)
-    # Long enough to outlive the eviction's grace period: the runner, PID 1 of its container,
-    # has no SIGTERM handler, so it is killed at the end of the grace period (capped at 5 s
-    # by the node agent), as a kubelet would after 30 s.
+    # Long enough to be running when the eviction comes: the runner (PID 1 of its container)
+    # stops on SIGTERM, and Kubernetes retries the task without counting it.
     results = remote.map([8, 8], chunksize=1)
     client = aksrun.api.session.default_client()
     job_id = client.list()[0].job_id

@@ -171,3 +171,57 @@ def test_a_call_that_ignores_its_timeout_keeps_the_results_before_it(backend):
     assert results[0] == 0
     assert isinstance(results[1], aksrun.CallTimeoutError) and "did not stop" in str(results[1])
     assert isinstance(results[2], aksrun.JobFailedError) and "not run" in str(results[2])
+
+
+def test_ctrl_c_with_the_store_down_stops_the_job_and_keeps_the_users_exception(
+        backend, tmp_path, monkeypatch):
+    """Issue 11, item 11: the job is stopped first; a store failure while recording the
+    cancel is logged, and never replaces the KeyboardInterrupt being raised."""
+    import _thread
+    import threading
+
+    from aksrun.errors import StoreError
+
+    marker = tmp_path / "started"
+    client = aksrun.api.session.default_client()
+
+    def interrupt_when_started():
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monkeypatch.setattr(client.store, "put", _store_down)
+        _thread.interrupt_main()
+
+    def _store_down(*args, **kwargs):
+        raise StoreError("the store is unreachable (simulated outage)")
+
+    threading.Thread(target=interrupt_when_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        aksrun.function(name="ctrlc")(funcs.sleep_then_mark)(60, str(marker))
+    monkeypatch.undo()
+    job_id = next(s.job_id for s in client.list() if s.function == "ctrlc")
+    deadline = time.monotonic() + 60
+    while client.status(job_id).state in ("pending", "running") and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.status(job_id).state not in ("pending", "running")
+
+
+def test_a_transient_store_error_reading_an_output_is_retried(backend, monkeypatch):
+    """Issue 11, item 10: the output is written and verified; a blip while reading it must
+    not fail its task ("could not be unpickled here")."""
+    from aksrun.errors import StoreError
+
+    client = aksrun.api.session.default_client()
+    real = client.store.get
+    failures = []
+
+    def flaky(key, *args, **kwargs):
+        if "/outputs/" in key and len(failures) < 2:
+            failures.append(key)
+            raise StoreError(f"reading {key}: connection reset (simulated)")
+        return real(key, *args, **kwargs)
+
+    monkeypatch.setattr(client.store, "get", flaky)
+    assert aksrun.function()(funcs.add)(2, b=3) == 5
+    assert len(failures) == 2

@@ -24,6 +24,8 @@ from ..errors import (
     IntegrityError,
     JobCancelledError,
     JobFailedError,
+    ObjectNotFoundError,
+    StoreError,
     UnknownJobError,
 )
 from ..ports.compute import Compute, JobHandle, JobStatus, LaunchRequest, TaskEvent
@@ -42,6 +44,7 @@ from .pickling import (
 )
 
 log = logging.getLogger("aksrun")
+FETCH_ATTEMPTS = 8  # reads of a verified output: 1+2+4+8+16+30+30 s of back-off, ~1.5 min
 
 
 
@@ -170,8 +173,8 @@ class Client:
         if self.status(job_id).state not in ("pending", "running"):
             return False
         handle = self._handle(job_id)
+        self.compute.cancel(handle)  # first: stopping the job must not wait for the store
         self.store.put(jobmod.cancel_key(job_id), b"")
-        self.compute.cancel(handle)
         return True
 
     def remove(self, job_id: str) -> int:
@@ -352,9 +355,22 @@ class JobRun:
         self._thread.start()
 
     def cancel(self) -> None:
-        if self.handle is not None and not self.done.is_set():
-            self.client.store.put(jobmod.cancel_key(self.job_id), b"")
+        """Stop the job: the compute first (what costs money and runs user code), then the
+        store's cancel marker, best-effort. Called while another exception propagates (Ctrl+C),
+        so a failure here is logged, never raised in its place."""
+        if self.handle is None or self.done.is_set():
+            return
+        try:
             self.client.compute.cancel(self.handle)
+        except Exception as exc:
+            log.warning("could not stop job %s: %s; stop it with `aksrun jobs cancel %s`",
+                        self.job_id, exc, self.job_id)
+        try:
+            self.client.store.put(jobmod.cancel_key(self.job_id), b"")
+        except Exception as exc:
+            log.warning("job %s was stopped, but its cancel marker could not be stored (%s): "
+                        "`aksrun jobs ls` may show it as failed rather than cancelled",
+                        self.job_id, exc)
 
     # --- consuming results -----------------------------------------------------------------
 
@@ -450,7 +466,7 @@ class JobRun:
     def _resolve(self, index: int, digest: str | None) -> None:
         chunk, future = self.record.chunks[index], self.chunks[index]
         try:
-            raw = self.client.store.get(jobmod.output_key(self.job_id, index))
+            raw = self._fetch(jobmod.output_key(self.job_id, index))
             outcomes = loads(raw, digest, f"output of task {index} of job {self.job_id}")
         except IntegrityError as exc:
             settle(future, None, exc)
@@ -469,6 +485,22 @@ class JobRun:
             for offset, (status, value, *rest) in enumerate(outcomes)
         ]
         settle(future, values, None)
+
+    def _fetch(self, key: str) -> bytes:
+        """An output, read again after a transient store error (the object is written and
+        verified; a blip must not fail its task): back-off 1, 2, 4... s (FETCH_ATTEMPTS)."""
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                return self.client.store.get(key)
+            except ObjectNotFoundError:
+                raise
+            except StoreError as exc:
+                if attempt == FETCH_ATTEMPTS - 1 or self.stopping.is_set():
+                    raise
+                delay = min(30.0, 2.0**attempt)
+                log.warning("reading %s failed (%s); trying again in %.0f s", key, exc, delay)
+                self.stopping.wait(delay)
+        raise AssertionError("unreachable")
 
     def _fail_open(self, error: BaseException) -> None:
         for future in self.chunks:
