@@ -162,6 +162,17 @@ class NodeAgent:
                  self.node_names, self.server.port, self.sandbox.isolate, self.cgroups.version,
                  extra=self._extra)
 
+    def _unmount_all(self) -> None:
+        """Whatever is still mounted under the agent's root (a tmpfs emptyDir of a pod whose
+        teardown never ran) is unmounted, so no mount outlives the agent on this machine."""
+        from .volumes import unmount
+
+        root = str(self.root.resolve()) + "/"
+        targets = [line.split()[1].replace("\\040", " ")
+                   for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for target in sorted((t for t in targets if t.startswith(root)), reverse=True):
+            unmount(Path(target))
+
     def stop(self, delete_nodes: bool = False) -> None:
         """Kill every container and stop the threads and the log server (idempotent).
 
@@ -180,7 +191,7 @@ class NodeAgent:
                 rt.shutdown()
             except Exception:
                 log.exception("shutdown of %s/%s", rt.namespace, rt.name, extra=self._extra)
-        steps: list[tuple[str, Callable[[], None]]] = []
+        steps: list[tuple[str, Callable[[], None]]] = [("leftover mounts", self._unmount_all)]
         for what, attr, method in (("rss watcher", "rss", "stop"),
                                    ("log server", "server", "stop")):
             if hasattr(self, attr):
