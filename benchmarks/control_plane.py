@@ -1,9 +1,12 @@
-"""Control-plane cost of a map on the fake cluster: aksrun (one Indexed Job per submission,
-watched) beside a one-Job-per-call design that polls, driven through the same fake.
+"""Control-plane cost of a map on the real test cluster (kube-apiserver, Job controller and
+scheduler built from upstream; the node agent runs the pods): aksrun (one Indexed Job per
+submission, watched) beside a one-Job-per-call design that polls, driven through the same
+cluster.
 
-Counts, per map size: Kubernetes API requests by verb (the fake server's counters), blob
-operations of every process (Azurite's access log: client and runners), and the client's
-CPU seconds per call. Run: `.venv/bin/python benchmarks/control_plane.py [--naive-sample N]`.
+Counts, per map size: Kubernetes API requests by verb (the API server's own audit log of the
+client's user in its namespace), blob operations of every process (Azurite's access log:
+client and runners), and the client's CPU seconds per call (the cluster runs in other
+processes). Run: `.venv/bin/python benchmarks/control_plane.py [--naive-sample N]`.
 
 The per-call design of 10,000 calls would start 10,000 pods (each a Python process here);
 it is measured on `--naive-sample` calls and scaled linearly, which its per-call costs are.
@@ -16,6 +19,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -63,29 +67,44 @@ class PollingCompute:
 
 
 class ClusterProcess:
-    """The fake cluster in a child process (see fake_cluster_process.py)."""
+    """The test cluster in its own processes (`python -m tests.support.k8s serve`): its
+    request counts come from the API server's audit log of the person using it."""
 
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+    def __init__(self, directory: Path) -> None:
         import subprocess
 
+        self.dir = directory
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / "fake_cluster_process.py"),
-             str(kubeconfig), namespace],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert json.loads(self.proc.stdout.readline())["ready"]
+            [sys.executable, "-m", "tests.support.k8s", "serve", "--dir", str(directory)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env_file = directory / "env.sh"
+        deadline = time.monotonic() + 180
+        while not env_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                error = directory / "error.txt"
+                raise SystemExit("the test cluster did not start: "
+                                 + (error.read_text() if error.exists() else "see its logs"))
+            time.sleep(0.3)
+        self.env = dict(re.findall(r"^export (\w+)=(.*)$", env_file.read_text(), re.M))
+        self.env = {k: shlex.split(v)[0] for k, v in self.env.items()}
+        self.audit_log = directory / "state" / "control-plane" / "logs" / "audit.log"
 
     @property
     def requests(self) -> collections.Counter:
-        self.proc.stdin.write("requests\n")
-        self.proc.stdin.flush()
-        rows = json.loads(self.proc.stdout.readline())
-        return collections.Counter({(verb, res): n for verb, res, n in rows})
+        namespace = self.env["AKSRUN_NAMESPACE"]
+        seen: dict[str, tuple[str, str]] = {}
+        for line in self.audit_log.read_text().splitlines():
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if ref.get("namespace") == namespace:
+                resource = ref.get("resource", "") + (
+                    "/" + ref["subresource"] if ref.get("subresource") else "")
+                seen[event["auditID"]] = (event["verb"], resource)
+        return collections.Counter(seen.values())
 
     def stop(self) -> None:
-        self.proc.stdin.write("stop\n")
-        self.proc.stdin.flush()
-        self.proc.wait(30)
+        self.proc.terminate()
+        self.proc.wait(60)
 
 
 def blob_ops(log_path: Path, offset: int) -> tuple[collections.Counter, int]:
@@ -124,11 +143,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="aksrun-bench-"))
     azurite = start_azurite(tmp / "azurite", access_log=True)
-    kubeconfig = tmp / "kubeconfig"
-    cluster = ClusterProcess(kubeconfig, "bench")
+    cluster = ClusterProcess(tmp / "cluster")
+    os.environ.update(cluster.env)
     os.environ.update(
-        AKSRUN_HOME=str(tmp / "home"), AKSRUN_BACKEND="kubernetes", KUBECONFIG=str(kubeconfig),
-        AKSRUN_NAMESPACE="bench", AKSRUN_IMAGE="bench.azurecr.io/aksrun-runner:bench",
+        AKSRUN_HOME=str(tmp / "home"), AKSRUN_IMAGE="bench.azurecr.io/aksrun-runner:bench",
         AKSRUN_STORE=f"az://bench-{uuid.uuid4().hex[:8]}/aksrun",
         AKSRUN_STORAGE_CONNECTION_STRING=azurite.connection_string,
         AZURE_TOKEN_CREDENTIALS="dev", AKSRUN_MAX_PARALLEL="100",
@@ -161,7 +179,7 @@ def main() -> None:
     finally:
         cluster.stop()
 
-    print("\nControl plane per map, fake cluster + Azurite. 'per-call' = one Job per call, "
+    print("\nControl plane per map, real test cluster + Azurite. 'per-call' = one Job per call, "
           f"status polled every {POLL_SECONDS:g}s.\n")
     print("| calls | design | Kubernetes requests by verb | K8s writes | blob ops | "
           "client CPU / call | wall |")
