@@ -112,7 +112,8 @@ def _build_locked(target: Path, quiet: bool) -> Path:
         "-X k8s.io/component-base/version.gitTreeState=clean",
     ))
     partial = target / f"{BINARY}.partial"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0",
+           "GOFLAGS": " ".join(filter(None, (os.environ.get("GOFLAGS"), "-buildvcs=false")))}
     start = time.monotonic()
     with open(log_path, "w") as log:
         result = subprocess.run(
