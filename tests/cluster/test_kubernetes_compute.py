@@ -320,3 +320,18 @@ def test_a_map_larger_than_the_cluster_queues_and_completes(k8s, capfd):
         range(100), chunksize=1, progress=False)
     assert list(results) == [x * x for x in range(100)]
     assert "Unschedulable" not in capfd.readouterr().err
+
+
+def test_spot_calls_run_on_the_spot_pool_and_others_never_do(k8s):
+    """The test cluster has AKS's spot pool (label and NoSchedule taint
+    kubernetes.azure.com/scalesetpriority=spot): spot=True tolerates it and requires it."""
+    assert aksrun.function(spot=True)(funcs.add)(1, b=2) == 3
+    assert aksrun.function()(funcs.add)(3, b=4) == 7
+    spot_nodes = {n.metadata.name for n in k8s.admin_api().list_node(
+        label_selector="kubernetes.azure.com/scalesetpriority=spot").items}
+    assert spot_nodes
+    by_job = {}
+    for pod in k8s.pods():
+        by_job.setdefault(pod["metadata"]["labels"]["aksrun.io/job-id"], pod["spec"]["nodeName"])
+    spot_flags = sorted(node in spot_nodes for node in by_job.values())
+    assert spot_flags == [False, True]

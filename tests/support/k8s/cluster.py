@@ -43,6 +43,10 @@ class TestCluster:
                  shared_paths: tuple[str, ...] = ()) -> None:
         self.root = root
         self.pools = pools
+        if pools is None:  # AKS's default system pool, and a spot pool with AKS's taint
+            from tests.support.node_agent import default_pools, spot_pool
+
+            self.pools = [*default_pools(), spot_pool(count=1)]
         self.shared_paths = shared_paths
         self.control_plane = ControlPlane(root / "control-plane")
         self.agent: Any = None
