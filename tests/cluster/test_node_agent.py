@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.node_agent import NodeAgent, NodePool
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -80,15 +80,6 @@ def _exists(read: Callable[[], Any]) -> bool:
         raise
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.1)
 
 
 def raw_pod(core: Any, ns: str, name: str) -> dict | None:

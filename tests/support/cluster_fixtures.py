@@ -13,7 +13,6 @@ there is no fallback to a fake.
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.k8s.cluster import TestCluster
+from tests.support.waiting import wait_for
 
 RUNNER_IMAGE = "aksrunacr.azurecr.io/aksrun-runner:py3-test"
 USER = "tester@contoso.com"  # an Entra-style principal name, as AKS's Entra integration shows it
@@ -78,16 +78,9 @@ class ClusterSetup:
         jobs = [sanitize(j) for j in api.list_namespaced_job(self.namespace).items]
         return [j for j in jobs if not (live_only and j["metadata"].get("deletionTimestamp"))]
 
-    def wait_for(self, predicate, timeout: float = 60.0, interval: float = 0.1):
-        """Poll `predicate` (test-side only) until it returns something truthy."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s")
-            time.sleep(interval)
+    @staticmethod
+    def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
+        return wait_for(predicate, timeout, interval)
 
     def running_pod(self, job_id: str, index: int = 0, timeout: float = 60.0) -> dict:
         return self.wait_for(lambda: next((
