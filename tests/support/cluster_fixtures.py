@@ -35,14 +35,27 @@ def test_cluster(tmp_path_factory: pytest.TempPathFactory,
     # effects (a counter file, a marker) there, as they do on the local backend.
     cluster = TestCluster(tmp_path_factory.mktemp("cluster"),
                           shared_paths=(str(tmp_path_factory.getbasetemp()),)).start()
+    line = (f"cluster tier: real kube-apiserver {cluster.version} at {cluster.url} "
+            f"(node agent: {len(cluster.agent.node_names)} nodes)")
+    _STARTED.append(line)
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"cluster tier: real kube-apiserver {cluster.version} at "
-                            f"{cluster.url} (node agent: {len(cluster.agent.node_names)} nodes)")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+_STARTED: list[str] = []  # what the session's cluster said of itself, for the summary
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say in every test report whether the cluster tier ran, and on which API server."""
+    if _STARTED:
+        terminalreporter.write_line(_STARTED[0])
 
 
 @pytest.fixture(scope="session")
