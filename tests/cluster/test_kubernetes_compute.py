@@ -335,3 +335,26 @@ def test_spot_calls_run_on_the_spot_pool_and_others_never_do(k8s):
         by_job.setdefault(pod["metadata"]["labels"]["aksrun.io/job-id"], pod["spec"]["nodeName"])
     spot_flags = sorted(node in spot_nodes for node in by_job.values())
     assert spot_flags == [False, True]
+
+
+def test_an_unreachable_api_server_is_said_in_words(k8s, monkeypatch, tmp_path):
+    """Issue 11, item 16: no answer at all (a private cluster seen from outside its network)
+    gives one sentence naming the server and the likely cause, not a urllib3 traceback."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = yaml.safe_load(k8s.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    unreachable.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(unreachable))
+    with pytest.raises(aksrun.AksrunError) as info:
+        aksrun.function()(funcs.add)(1, b=2)
+    text = str(info.value)
+    assert f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}" in text
+    assert "private" in text and "VPN" in text
+    out = aksrun_cli("run", "tests.e2e.funcs:add", "1", "b=2", timeout=120)
+    assert out.returncode == 1 and "cannot reach the Kubernetes API server" in out.stderr
+    assert "Traceback" not in out.stderr

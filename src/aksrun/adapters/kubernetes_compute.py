@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import urllib3
+
 from ..core.config import Config
 from ..errors import AksrunError, ConfigError, UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
@@ -106,6 +108,8 @@ class KubernetesCompute:
         except ApiException as exc:
             raise AksrunError(_api_error(exc, f"creating Job {request.job_id}",
                                          self.namespace)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise AksrunError(self._unreachable(exc, f"creating Job {request.job_id}")) from None
         return self._handle(request.job_id, job.metadata.uid)
 
     def _handle(self, job_id: str, uid: str | None) -> JobHandle:
@@ -127,7 +131,18 @@ class KubernetesCompute:
                     "removed after their ttlSecondsAfterFinished)."
                 ) from None
             raise AksrunError(_api_error(exc, f"reading Job {job_id}", self.namespace)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise AksrunError(self._unreachable(exc, f"reading Job {job_id}")) from None
         return self.api_client.sanitize_for_serialization(job)
+
+    def _unreachable(self, exc: BaseException, doing: str) -> str:
+        """No answer at all: say where we tried, and the usual cause on AKS."""
+        reason = getattr(exc, "reason", None) or exc
+        return (f"{doing}: cannot reach the Kubernetes API server at "
+                f"{self.api_client.configuration.host} ({reason}). If the cluster is private "
+                "(an AKS private cluster, or API server VNet integration), connect from inside "
+                "its network: a VPN, a peered VNet or a jump host. Otherwise check KUBECONFIG "
+                "and that the cluster is running.")
 
     # --- watching --------------------------------------------------------------------------
 
@@ -207,6 +222,8 @@ class KubernetesCompute:
             if exc.status != 404:
                 raise AksrunError(_api_error(exc, f"deleting Job {handle.job_id}",
                                              self.namespace)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise AksrunError(self._unreachable(exc, f"deleting Job {handle.job_id}")) from None
 
     def delete(self, handle: JobHandle) -> None:
         self.cancel(handle)
