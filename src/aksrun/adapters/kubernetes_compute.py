@@ -47,6 +47,7 @@ class KubernetesCompute:
         self.max_parallel = max_parallel
         self.pending_timeout = pending_timeout
         self._nodes: tuple[float, list[dict[str, Any]] | None] = (0.0, None)
+        self._verdicts: dict[str, list[str]] = {}  # pod shape -> misfits on the listed nodes
 
     def misfits(self, pod: dict[str, Any]) -> list[str] | None:
         """Why `pod` fits none of the cluster's nodes (one reason per node), [] when some
@@ -63,13 +64,20 @@ class KubernetesCompute:
                 log.debug("cannot read nodes (%s); unschedulable pods wait for the timeout", exc)
                 nodes = None
             self._nodes = (time.monotonic(), nodes)
+            self._verdicts = {}
         if nodes is None:
             return None
-        reasons = [f"{(n.get('metadata') or {}).get('name')}: {why}" for n in nodes
-                   if (why := kev.misfit(pod, n))]
         if not nodes:
             return ["the cluster has no nodes"]
-        return reasons if len(reasons) == len(nodes) else []
+        # The pods of a job differ only in their index: one verdict per shape and listing.
+        spec = pod.get("spec") or {}
+        shape = repr(((spec.get("containers") or [{}])[0].get("resources"),
+                      spec.get("nodeSelector"), spec.get("tolerations")))
+        if shape not in self._verdicts:
+            reasons = [f"{(n.get('metadata') or {}).get('name')}: {why}" for n in nodes
+                       if (why := kev.misfit(pod, n))]
+            self._verdicts[shape] = reasons if len(reasons) == len(nodes) else []
+        return self._verdicts[shape]
 
     @classmethod
     def from_config(cls, config: Config) -> KubernetesCompute:
