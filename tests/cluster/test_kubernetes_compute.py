@@ -358,3 +358,29 @@ def test_an_unreachable_api_server_is_said_in_words(k8s, monkeypatch, tmp_path):
     out = aksrun_cli("run", "tests.e2e.funcs:add", "1", "b=2", timeout=120)
     assert out.returncode == 1 and "cannot reach the Kubernetes API server" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_silently_dropped_watch_connection_is_noticed_and_replaced(k8s, monkeypatch,
+                                                                    tmp_path):
+    """Issue 11, item 4: a watch whose connection an idle load balancer dropped without a
+    word (no FIN, no RST) would wait forever; a client-side read timeout ends it, and the
+    watch resumes over a new connection."""
+    from aksrun.adapters import kubernetes_watch
+    from tests.support.tcp_proxy import FreezingProxy
+
+    monkeypatch.setattr(kubernetes_watch, "WATCH_SECONDS", 4)
+    monkeypatch.setattr(kubernetes_watch, "READ_MARGIN", 3.0, raising=False)
+    port = int(k8s.cluster.url.rsplit(":", 1)[1])
+    proxy = FreezingProxy(("127.0.0.1", port))
+    try:
+        config = yaml.safe_load(k8s.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        through = tmp_path / "through-proxy.kubeconfig"
+        through.write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("KUBECONFIG", str(through))
+        fut = aksrun.function()(funcs.sleep_for).submit(3)
+        k8s.running_pod(fut.job_id)
+        assert proxy.freeze() >= 3  # the job, pod and event watches, at least
+        assert fut.result(timeout=90) == 3
+    finally:
+        proxy.close()

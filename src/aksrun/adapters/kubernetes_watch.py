@@ -17,6 +17,10 @@ from typing import Any
 log = logging.getLogger("aksrun.kubernetes")
 
 WATCH_SECONDS = 300
+# The server ends each watch after WATCH_SECONDS; a connection that stays silent this much
+# longer was dropped on the way (an idle load balancer, NAT) without either end knowing.
+READ_MARGIN = 30.0
+CONNECT_TIMEOUT = 15.0
 MAX_RETRIES = 8  # transient faults in a row before a watch gives up (~2 minutes of backoff)
 _live: weakref.WeakSet[MergedWatch] = weakref.WeakSet()
 
@@ -111,7 +115,9 @@ class MergedWatch:
         try:
             response = list_call(watch=True, resource_version=version,
                                  timeout_seconds=WATCH_SECONDS, allow_watch_bookmarks=True,
-                                 _preload_content=False, **kwargs)
+                                 _preload_content=False,
+                                 _request_timeout=(CONNECT_TIMEOUT, WATCH_SECONDS + READ_MARGIN),
+                                 **kwargs)
         except ApiException as exc:
             if exc.status == 410:
                 return None
@@ -140,7 +146,7 @@ class MergedWatch:
         return version
 
     def _list(self, source: str, list_call, kwargs, sanitize) -> str:
-        result = list_call(**kwargs)
+        result = list_call(_request_timeout=(CONNECT_TIMEOUT, WATCH_SECONDS), **kwargs)
         for item in result.items or []:
             self.queue.put((source, "LISTED", sanitize(item)))
         return result.metadata.resource_version

@@ -194,6 +194,21 @@ class EntraTokenRefresher:
         return self
 
 
+def _keepalive_options() -> list[tuple[int, int, int]]:
+    """TCP keep-alive on every API connection (not the default of every allowed `kubernetes`
+    release): a long watch through an idle load balancer or NAT that dropped it is noticed
+    by the kernel within about a minute instead of never."""
+    import socket
+
+    from urllib3.connection import HTTPConnection
+
+    options = [*HTTPConnection.default_socket_options, (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
 def load_kubernetes_client(
     kubeconfig_path: str | os.PathLike[str],
     credential: TokenCredential | None = None,
@@ -220,6 +235,7 @@ def load_kubernetes_client(
         raise ConfigError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top).")
 
     configuration = Configuration()
+    configuration.socket_options = _keepalive_options()
     try:
         user_name, user = _active_user(document, context)
         server_id = entra_server_id(user)
