@@ -216,14 +216,10 @@ class ControlPlane:
         old = next(c for c in self.components if c.name == "kube-apiserver")
         old.process.kill()
         old.process.wait(timeout=30)
-        args = old.process.args[2:]  # type: ignore[index]
         self.components.remove(old)
-        with open(old.log, "ab") as out:
-            process = subprocess.Popen(
-                [str(self.binary), "kube-apiserver", *args], stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root)})
-        self.components.insert(1, Component("kube-apiserver", process, old.log))
+        new = self._start("kube-apiserver", old.process.args[2:])  # type: ignore[index]
+        self.components.remove(new)
+        self.components.insert(1, new)  # stopped before etcd, after the controllers
         self._wait_ready()
 
     def audit_events(self, namespace: str | None = None) -> list[dict]:
