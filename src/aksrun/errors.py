@@ -72,3 +72,48 @@ class ObjectNotFoundError(StoreError, KeyError):
 
 class UnknownJobError(AksrunError, LookupError):
     """No job with that id in this store or on this compute."""
+
+
+class ImageBuildError(AksrunError):
+    """An image could not be found or built; raised before any Job is created.
+
+    `log_lines` are the build log's lines that explain it (pip's errors, the failing step),
+    and `run_id` the ACR Tasks run, for `az acr task logs --run-id`.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None,
+                 log_lines: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.log_lines = tuple(log_lines)
+
+    def __reduce__(self):
+        return (_rebuild_image_error, (type(self), str(self), self.run_id, self.log_lines))
+
+
+def _rebuild_image_error(cls, message, run_id, log_lines):
+    return cls(message, run_id=run_id, log_lines=log_lines)
+
+
+class RegistryNotFoundError(ImageBuildError):
+    """The configured Azure Container Registry does not exist where the settings say."""
+
+
+class RegistryPermissionError(ImageBuildError):
+    """The signed-in identity may not read the registry or run ACR Tasks on it."""
+
+
+class TasksNotAllowedError(ImageBuildError):
+    """ACR Tasks refused the subscription (free and trial subscriptions can't run them)."""
+
+
+class BaseImageNotFoundError(ImageBuildError):
+    """The build's base image could not be pulled."""
+
+
+class ImageBuildTimeoutError(ImageBuildError, TimeoutError):
+    """The build ran out of its time limit (ACR Tasks status Timeout)."""
+
+
+class RequirementsError(ImageBuildError):
+    """pip could not install the requirements (not found, conflicting, failed to build)."""

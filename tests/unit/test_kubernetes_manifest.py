@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from aksrun.adapters import kubernetes_manifest as km
-from aksrun.core.config import Config
 from aksrun.core.options import make_options
 from aksrun.errors import ConfigError
 from aksrun.ports.compute import FATAL_EXIT_CODES, LaunchRequest
@@ -433,24 +432,6 @@ def test_selectors():
         for term in selector.split(","):
             key, value = term.split("=")
             assert labels[key] == value
-
-
-def test_image_for():
-    from aksrun import __version__
-
-    py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert km.image_for(Config(registry="myacr")) == (
-        f"myacr.azurecr.io/aksrun-runner:py{py}-{__version__}"
-    )
-    assert km.image_for(Config(registry="MyAcr.azurecr.io")).startswith(
-        "myacr.azurecr.io/aksrun-runner:py"
-    )
-    assert km.image_for(Config(image="ghcr.io/me/runner:1", registry="myacr")) == (
-        "ghcr.io/me/runner:1"
-    )
-    with pytest.raises(ConfigError) as info:
-        km.image_for(Config())
-    assert "AKSRUN_IMAGE" in str(info.value) and "AZURE_CONTAINER_REGISTRY" in str(info.value)
 
 
 def test_to_yaml_round_trips():

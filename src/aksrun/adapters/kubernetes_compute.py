@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import urllib3
@@ -28,13 +28,17 @@ from .kubernetes_watch import MergedWatch
 log = logging.getLogger("aksrun.kubernetes")
 SCALE_UP_GRACE = 20.0  # seconds an unschedulable pod may wait for the autoscaler to decide
 NODES_TTL = 30.0  # seconds a listing of the nodes is reused
+NO_IMAGE = ("no runner image configured: set AKSRUN_IMAGE to an image with aksrun installed, "
+            "or AZURE_CONTAINER_REGISTRY to the Azure Container Registry aksrun builds its "
+            "images in (e.g. AZURE_CONTAINER_REGISTRY=myacr).")
 FAILED_CREATE_LIMIT = 2  # the Job controller's failures to create a pod before aksrun gives up
 
 
 class KubernetesCompute:
     name = "kubernetes"
 
-    def __init__(self, api_client: Any, namespace: str, *, image: str,
+    def __init__(self, api_client: Any, namespace: str, *, image: str | None = None,
+                 image_for: Callable[[Any], str] | None = None,
                  service_account: str = "aksrun", storage_env: Mapping[str, str] | None = None,
                  max_parallel: int = 100, pending_timeout: float = 1800.0) -> None:
         from kubernetes import client
@@ -43,6 +47,10 @@ class KubernetesCompute:
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.namespace, self.image, self.service_account = namespace, image, service_account
+        # options -> image reference (by digest); finds or builds the function's image. None:
+        # every job runs `image` (or the function's own image=), and requirements= is refused.
+        self.image_for = image_for
+        self._images: dict[tuple[Any, ...], str] = {}
         self.storage_env = dict(storage_env or {})
         self.max_parallel = max_parallel
         self.pending_timeout = pending_timeout
@@ -79,8 +87,34 @@ class KubernetesCompute:
             self._verdicts[shape] = reasons if len(reasons) == len(nodes) else []
         return self._verdicts[shape]
 
+    def prepare(self, options: Any) -> None:
+        """Find (or build) the function's image before anything is uploaded: a build that
+        fails then leaves nothing behind, and the Job is created right after the upload."""
+        self.image_of(options)
+
+    def image_of(self, options: Any) -> str:
+        """The image a function's jobs run: by digest from `image_for` (once per distinct
+        options), else the fixed image."""
+        own = getattr(options, "image", None)
+        requirements = tuple(getattr(options, "requirements", ()) or ())
+        if self.image_for is None:
+            if requirements:
+                raise ConfigError(
+                    f"requirements={list(requirements)} needs an image built for them, and "
+                    "no container registry is configured: set AZURE_CONTAINER_REGISTRY, or "
+                    "install the packages into your own image and pass image=.")
+            image = own or self.image
+            if not image:
+                raise ConfigError(NO_IMAGE)
+            return image
+        key = (own, requirements)
+        if key not in self._images:
+            self._images[key] = self.image_for(options)
+        return self._images[key]
+
     @classmethod
-    def from_config(cls, config: Config) -> KubernetesCompute:
+    def from_config(cls, config: Config,
+                    image_for: Callable[[Any], str] | None = None) -> KubernetesCompute:
         from .azure.kubeconfig import load_kubernetes_client
 
         if config.backend == "aks":
@@ -95,16 +129,16 @@ class KubernetesCompute:
                 api_client = load_kubernetes_client(path.split(os.pathsep)[0])
             else:
                 api_client = _in_cluster(path)
-        image = config.image or manifest.image_for(config)
-        return cls(api_client, config.effective_namespace, image=image,
-                   service_account=config.service_account, storage_env=storage_env(config),
+        return cls(api_client, config.effective_namespace, image=config.image,
+                   image_for=image_for, service_account=config.service_account,
+                   storage_env=storage_env(config),
                    max_parallel=config.max_parallel or 100,
                    pending_timeout=config.pending_timeout)
 
     # --- launching -------------------------------------------------------------------------
 
     def job_manifest(self, request: LaunchRequest) -> dict[str, Any]:
-        return render_job(request, namespace=self.namespace, image=self.image,
+        return render_job(request, namespace=self.namespace, image=self.image_of(request.options),
                           service_account=self.service_account, storage_env=self.storage_env)
 
     def launch(self, request: LaunchRequest) -> JobHandle:
@@ -507,9 +541,12 @@ def render_job(request: LaunchRequest, *, namespace: str, image: str, service_ac
     )
 
 
-def render_job_for_config(request: LaunchRequest, config: Config) -> dict[str, Any]:
+def render_job_for_config(request: LaunchRequest, config: Config,
+                          image: str | None = None) -> dict[str, Any]:
     """The manifest `launch` would submit, from configuration alone (no cluster needed)."""
-    image = config.image or manifest.image_for(config)
+    image = image or config.image
+    if not image:
+        raise ConfigError(NO_IMAGE)
     return render_job(request, namespace=config.effective_namespace, image=image,
                       service_account=config.service_account, storage_env=storage_env(config))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -326,29 +325,6 @@ def managed_selector(user: str | None = None) -> str:
     if user:
         selector += f",{LABEL_USER}={label_value(user)}"
     return selector
-
-
-def image_for(config: Any) -> str:
-    """The runner image: AKSRUN_IMAGE, else the registry's image for this Python and aksrun.
-
-    The tag pins Python major.minor because pickles only load on the same minor version.
-    """
-    if getattr(config, "image", None):
-        return config.image
-    registry = getattr(config, "registry", None)
-    if not registry:
-        raise ConfigError(
-            "no runner image configured: set AKSRUN_IMAGE to an image with aksrun installed, "
-            "or AZURE_CONTAINER_REGISTRY to the Azure Container Registry holding "
-            "aksrun-runner images (e.g. AZURE_CONTAINER_REGISTRY=myacr)."
-        )
-    from .. import __version__
-
-    server = str(registry).strip().lower().rstrip("/")
-    if "." not in server:
-        server = f"{server}.azurecr.io"
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return f"{server}/aksrun-runner:py{python}-{__version__}"
 
 
 def to_yaml(obj: Any) -> str:

@@ -26,6 +26,11 @@ def default_client(config: Config | None = None) -> Client:
 
 def make_client(config: Config) -> Client:
     store = open_store(config.store_url, config)
-    compute = open_compute(config)
+    image_for = None
+    if config.backend != "local" and (config.registry or config.registry_login_server):
+        from ..images.resolve import image_resolver
+
+        image_for = image_resolver(config)
+    compute = open_compute(config, image_for=image_for)
     return Client(store, compute, user=config.user, max_parallel=config.max_parallel,
                   backend=config.backend)

@@ -259,3 +259,12 @@ def _styled(state: str) -> str:
 
 def main() -> None:
     cli(prog_name="aksrun")
+
+
+def _register() -> None:
+    from .images import image
+
+    cli.add_command(image)
+
+
+_register()

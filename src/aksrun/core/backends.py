@@ -3,7 +3,8 @@ local run never imports Azure or kubernetes)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .config import Config
@@ -31,7 +32,10 @@ def open_store(url: str, config: Config | None = None) -> Store:
     raise ConfigError(f"store {url!r} is not a store URL; use file:///dir or az://container.")
 
 
-def open_compute(config: Config) -> Compute:
+def open_compute(config: Config,
+                 image_for: Callable[[Any], str] | None = None) -> Compute:
+    """The compute a configuration names. `image_for` (options -> image reference) finds or
+    builds each function's image; the api layer passes aksrun.images' resolver."""
     if config.backend == "local":
         from ..adapters.local_compute import LocalCompute
 
@@ -43,4 +47,4 @@ def open_compute(config: Config) -> Compute:
             f"backend {config.backend!r} needs the Azure extras ({exc.name} is missing); "
             "install them with: pip install 'aksrun[azure]'."
         ) from None
-    return KubernetesCompute.from_config(config)
+    return KubernetesCompute.from_config(config, image_for=image_for)

@@ -38,6 +38,15 @@ ENV_NAMES = {
     "resource_group": "AZURE_RESOURCE_GROUP",
     "cluster_name": "AZURE_AKS_CLUSTER_NAME",
     "registry": "AZURE_CONTAINER_REGISTRY",
+    "registry_resource_group": "AKSRUN_REGISTRY_RESOURCE_GROUP",
+    "registry_login_server": "AKSRUN_REGISTRY_LOGIN_SERVER",
+    "registry_audience": "AKSRUN_REGISTRY_AUDIENCE",
+    "arm_endpoint": "AKSRUN_ARM_ENDPOINT",
+    "arm_audience": "AKSRUN_ARM_AUDIENCE",
+    "base_image": "AKSRUN_BASE_IMAGE",
+    "pip_index_url": "AKSRUN_PIP_INDEX_URL",
+    "pip_extra_index_url": "AKSRUN_PIP_EXTRA_INDEX_URL",
+    "build_timeout": "AKSRUN_BUILD_TIMEOUT",
     "pending_timeout": "AKSRUN_PENDING_TIMEOUT",
 }
 
@@ -59,6 +68,22 @@ class Config:
     resource_group: str | None = None
     cluster_name: str | None = None
     registry: str | None = None
+    # Where the registry lives when not in `resource_group` (ACR is often shared).
+    registry_resource_group: str | None = None
+    # The registry's login server; default <registry>.azurecr.io (public cloud). Sovereign
+    # clouds (azurecr.us, azurecr.cn) and private endpoints set it.
+    registry_login_server: str | None = None
+    registry_audience: str = "https://containerregistry.azure.net"
+    # Azure Resource Manager: the endpoint and the token audience (they differ behind private
+    # links; sovereign clouds change both). The Entra authority is azure-identity's own
+    # AZURE_AUTHORITY_HOST.
+    arm_endpoint: str = "https://management.azure.com"
+    arm_audience: str | None = None
+    # Image builds: the base of the runner image, where pip finds packages, the time limit.
+    base_image: str | None = None
+    pip_index_url: str | None = None
+    pip_extra_index_url: str | None = None
+    build_timeout: float = 3600.0
     # How long a Kubernetes job may wait for capacity with none of its pods running before
     # it is failed (seconds). Long: queues, scale-ups and GPU nodes from zero take minutes.
     pending_timeout: float = 1800.0
@@ -80,6 +105,23 @@ class Config:
     @property
     def effective_namespace(self) -> str:
         return self.namespace or f"aksrun-{self.user}"
+
+    @property
+    def login_server(self) -> str | None:
+        """The registry's login server: the setting, else `<registry>.azurecr.io`."""
+        if self.registry_login_server:
+            return self.registry_login_server.lower().rstrip("/")
+        if not self.registry:
+            return None
+        name = self.registry.strip().lower().rstrip("/")
+        return name if "." in name or ":" in name else f"{name}.azurecr.io"
+
+    @property
+    def registry_name(self) -> str | None:
+        """The registry's resource name (ARM), from `registry` given as a name or server."""
+        if not self.registry:
+            return None
+        return self.registry.strip().lower().split(".", 1)[0]
 
     def source_of(self, field: str) -> str:
         return self.sources.get(field, "default")
@@ -186,6 +228,26 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
             ) from None
         values["max_parallel"] = number
 
+    if values.get("build_timeout") is not None:
+        try:
+            timeout = parse_duration(values["build_timeout"], "build_timeout")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from {where('build_timeout')})") from None
+        if not 300 <= (timeout or 0) <= 28800:
+            raise ConfigError(f"build_timeout {values['build_timeout']!r} (from "
+                              f"{where('build_timeout')}) is outside what ACR Tasks allows; "
+                              'use 5 minutes to 8 hours, e.g. AKSRUN_BUILD_TIMEOUT="1h".')
+        values["build_timeout"] = timeout
+
+    for key in ("arm_endpoint", "arm_audience", "registry_audience", "pip_index_url",
+                "pip_extra_index_url"):
+        value = values.get(key)
+        if value is not None and not re.match(r"^https?://[^\s/]+", str(value)):
+            raise ConfigError(f"{key} {value!r} (from {where(key)}) is not a URL; use e.g. "
+                              f"{ENV_NAMES[key]}=https://host[/path].")
+        if value is not None:
+            values[key] = str(value).rstrip("/") if key != "pip_index_url" else str(value)
+
     if values.get("pending_timeout") is not None:
         try:
             values["pending_timeout"] = parse_duration(values["pending_timeout"],
@@ -244,7 +306,10 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
 
 _TEXT_FIELDS = {"backend", "home", "store", "user", "namespace", "image", "service_account",
                 "storage_account", "storage_account_url", "storage_connection_string",
-                "subscription_id", "resource_group", "cluster_name", "registry"}
+                "subscription_id", "resource_group", "cluster_name", "registry",
+                "registry_resource_group", "registry_login_server", "registry_audience",
+                "arm_endpoint", "arm_audience", "base_image", "pip_index_url",
+                "pip_extra_index_url"}
 
 
 def _default_user() -> str:

@@ -80,6 +80,9 @@ class Client:
             chunksize=chunksize,
         )
         job_id = plan.request.job_id
+        prepare = getattr(self.compute, "prepare", None)
+        if prepare is not None:  # e.g. find or build the function's image: before any upload
+            prepare(options)
         run = JobRun(self, job_id, plan.record)
         run.source_modules = _source_modules(func)
         try:
