@@ -1,0 +1,420 @@
+"""The fake Azure Resource Manager: an HTTPS server on 127.0.0.1 that the real `azure-mgmt-*`
+clients talk to through `base_url=`, with ARM's own front-door checks.
+
+Every request goes through what ARM does before a resource provider sees it, in ARM's order:
+api-version present, bearer token (audience, expiry), subscription, token tenant, namespace
+and resource type, RBAC (the action derived from the URL, over the resource's scope), resource
+group, api-version served by that resource type. Only then does a provider module's handler
+run (`container_registry.py` for `Microsoft.ContainerRegistry`). Answers carry ARM's headers
+(`x-ms-request-id`, `x-ms-correlation-request-id`, ...) and errors ARM's JSON shape.
+
+State is plain Python, set up by the test: `add_subscription`, `add_resource_group`,
+provider helpers such as `add_registry`, and role assignments with `grant` (default deny:
+nothing is allowed until granted). `requests` records every call for counting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import ssl
+import threading
+import traceback
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from . import errors
+from .auth import authenticate
+from .builds import Executor
+from .rbac import Rbac, RoleAssignment
+from .routing import ArmRequest, ArmResponse, Provider, Route
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+    from .container_registry import Registry
+
+HOST = "127.0.0.1"
+DEFAULT_AUDIENCE = "https://management.azure.com"
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+class RequestRecord(NamedTuple):
+    """One answered request, for tests that count calls."""
+
+    method: str
+    path: str
+    api_version: str | None
+    status: int
+
+
+@dataclass
+class ResourceGroup:
+    subscription_id: str
+    name: str
+    location: str
+
+    @property
+    def id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.name}"
+
+
+@dataclass
+class Subscription:
+    id: str
+    tenant_id: str | None = None
+    display_name: str = "fake subscription"
+    resource_groups: dict[str, ResourceGroup] = field(default_factory=dict)  # lower name -> RG
+
+    def resource_group(self, name: str) -> ResourceGroup | None:
+        return self.resource_groups.get(name.lower())
+
+
+class FakeArm:
+    """ARM on `https://127.0.0.1:<port>`; `start()` it (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        cert_file: str | Path,
+        key_file: str | Path,
+        storage: Any = None,
+        audience: str = DEFAULT_AUDIENCE,
+        *,
+        executor: Executor | None = None,
+        authority: str = DEFAULT_AUTHORITY,
+        providers: Iterable[type[Provider]] | None = None,
+        queue_delay: float = 0.2,
+        run_timeout_scale: float = 1.0,
+        cancel_grace: float = 5.0,
+    ) -> None:
+        """`storage`: a `BlobServiceClient` with the account key (SAS URLs are signed with
+        it), or anything with `.service_client()` such as the Azurite fixtures.
+        `run_timeout_scale` shrinks ACR run timeouts (the service's minimum is 300 s) so a
+        test can see one expire; the request is still validated against the real range."""
+        self.cert_file = Path(cert_file)
+        self.key_file = Path(key_file)
+        self.audience = audience
+        self.authority = authority
+        self.storage = _blob_service(storage)
+        self.executor = executor
+        self.queue_delay = queue_delay
+        self.run_timeout_scale = run_timeout_scale
+        self.cancel_grace = cancel_grace
+        self.rbac = Rbac()
+        self.requests: list[RequestRecord] = []
+        self.server_errors: list[str] = []  # tracebacks of handler crashes (answered 500)
+        self._subscriptions: dict[str, Subscription] = {}
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        if providers is None:
+            from .container_registry import ContainerRegistry
+
+            providers = (ContainerRegistry,)
+        self._providers: dict[str, Provider] = {}
+        for provider_cls in providers:
+            provider = provider_cls(self)
+            self._providers[provider.namespace.lower()] = provider
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeArm is not started")
+        return self._server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        """The `base_url` for management clients."""
+        return f"https://{HOST}:{self.port}"
+
+    @property
+    def credential_scopes(self) -> list[str]:
+        return [f"{self.audience.rstrip('/')}/.default"]
+
+    def start(self) -> FakeArm:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                owner._handle(self)
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer((HOST, 0), Handler)
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        for provider in self._providers.values():
+            provider.start()
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="fake-arm", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        for provider in self._providers.values():
+            with contextlib.suppress(Exception):
+                provider.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeArm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- state --------------------------------------------------------------------------------
+
+    def add_subscription(
+        self, subscription_id: str, tenant_id: str | None = None,
+        display_name: str = "fake subscription",
+    ) -> Subscription:
+        """A subscription; with `tenant_id`, tokens from other tenants get ARM's 401."""
+        if not _GUID.match(subscription_id):
+            raise ValueError(f"subscription ids are GUIDs in Azure: {subscription_id!r}")
+        with self._lock:
+            subscription = self._subscriptions.setdefault(
+                subscription_id.lower(), Subscription(subscription_id, tenant_id, display_name)
+            )
+        return subscription
+
+    def add_resource_group(
+        self, subscription_id: str, name: str, location: str = "eastus"
+    ) -> ResourceGroup:
+        with self._lock:
+            subscription = self.subscription(subscription_id)
+            if subscription is None:
+                raise KeyError(f"add_subscription({subscription_id!r}) first")
+            group = subscription.resource_groups.setdefault(
+                name.lower(), ResourceGroup(subscription.id, name, location)
+            )
+        return group
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        with self._lock:
+            return self._subscriptions.get(subscription_id.lower())
+
+    def resource_group(self, subscription_id: str, name: str) -> ResourceGroup | None:
+        subscription = self.subscription(subscription_id)
+        return subscription.resource_group(name) if subscription else None
+
+    def provider(self, namespace: str) -> Provider:
+        return self._providers[namespace.lower()]
+
+    def add_registry(
+        self, subscription_id: str, resource_group: str, name: str, **kwargs: Any
+    ) -> Registry:
+        """A container registry (see `container_registry.ContainerRegistry.add_registry`)."""
+        return self.provider("Microsoft.ContainerRegistry").add_registry(
+            subscription_id, resource_group, name, **kwargs
+        )
+
+    # ---- RBAC ---------------------------------------------------------------------------------
+
+    def grant(self, principal: str, role: str, scope: str) -> RoleAssignment:
+        """Assign a built-in role ("Owner", "AcrPush", ...) to an object id or client id."""
+        return self.rbac.grant(principal, role, scope)
+
+    def grant_owner(self, principal: str, subscription_id: str) -> RoleAssignment:
+        """The usual set-up: the test's identity owns the whole subscription."""
+        return self.grant(principal, "Owner", f"/subscriptions/{subscription_id}")
+
+    def revoke(self, principal: str, role: str | None = None, scope: str | None = None) -> int:
+        return self.rbac.revoke(principal, role, scope)
+
+    def calls(
+        self, method: str | None = None, path_suffix: str | None = None
+    ) -> list[RequestRecord]:
+        """Recorded requests, filtered by method and the end of the path (any case)."""
+        with self._lock:
+            records = list(self.requests)
+        return [
+            r for r in records
+            if (method is None or r.method == method.upper())
+            and (path_suffix is None or r.path.lower().endswith(path_suffix.lower()))
+        ]
+
+    # ---- request handling ---------------------------------------------------------------------
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        request_id = str(uuid.uuid4())
+        correlation = handler.headers.get("x-ms-correlation-request-id") or request_id
+        split = urlsplit(handler.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        api_version = query.get("api-version") or None
+        raw = _read_body(handler)
+        try:
+            response = self._dispatch(handler, split.path, query, raw, request_id)
+        except errors.ArmError as exc:
+            response = ArmResponse(exc.status, exc.body(), exc.headers)
+        except Exception:  # a bug in the fake: answer as ARM does, keep the traceback
+            trace = traceback.format_exc()
+            with self._lock:
+                self.server_errors.append(trace)
+            response = ArmResponse(500, {"error": {
+                "code": "InternalServerError",
+                "message": "Encountered internal server error. Diagnostic information: "
+                f"timestamp '{_now():%Y%m%dT%H%M%SZ}', subscription id '', tracking id "
+                f"'{request_id}', request correlation id '{correlation}'.",
+            }})
+        with self._lock:
+            self.requests.append(
+                RequestRecord(handler.command, split.path, api_version, response.status)
+            )
+        _send(handler, response, request_id, correlation)
+
+    def _dispatch(
+        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str], raw: bytes,
+        request_id: str,
+    ) -> ArmResponse:
+        api_version = query.get("api-version")
+        if not api_version:
+            raise errors.missing_api_version()
+        principal = authenticate(
+            handler.headers.get("Authorization"), self.audience, self.authority
+        )
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        if len(segments) < 2 or segments[0].lower() != "subscriptions":
+            raise errors.ArmError(
+                404, "NotFound", f"The fake ARM serves subscription-scoped paths only: {path}"
+            )
+        if not _GUID.match(segments[1]):
+            raise errors.ArmError(
+                400, "InvalidSubscriptionId",
+                f"The provided subscription identifier '{segments[1]}' is malformed or invalid.",
+            )
+        subscription = self.subscription(segments[1])
+        if subscription is None:
+            raise errors.subscription_not_found(segments[1])
+        if subscription.tenant_id and principal.tenant_id.lower() != subscription.tenant_id.lower():
+            raise errors.wrong_tenant(principal.tenant_id, subscription.tenant_id, self.authority)
+        provider_at = _last_providers_index(segments)
+        if provider_at is None:
+            raise errors.ArmError(
+                404, "NotFound", f"The fake ARM serves provider resources only: {path}"
+            )
+        namespace, rest = segments[provider_at + 1], segments[provider_at + 2:]
+        provider = self._providers.get(namespace.lower())
+        if provider is None:
+            raise errors.invalid_namespace(namespace)
+        route, params = _route(provider, handler.command, rest, api_version)
+        scope = route.scope_of("/" + "/".join(segments))
+        action = route.rbac_action(provider.namespace)
+        if not self.rbac.allows(principal, action, scope):
+            raise errors.authorization_failed(principal.client, principal.object_id, action, scope)
+        group = None
+        if len(segments) > 3 and segments[2].lower() == "resourcegroups":
+            group = subscription.resource_group(segments[3])
+            if group is None:
+                raise errors.resource_group_not_found(segments[3])
+        provider.check_api_version(
+            route, api_version, group.location if group else provider.locations[0]
+        )
+        request = ArmRequest(
+            arm=self, method=handler.command, path="/" + "/".join(segments), query=query,
+            headers=handler.headers, raw_body=raw, api_version=api_version,
+            principal=principal, subscription=subscription, resource_group=group,
+            params=params, scope=scope, request_id=request_id,
+        )
+        return route.handler(request)
+
+
+def _route(
+    provider: Provider, method: str, rest: list[str], api_version: str
+) -> tuple[Route, dict[str, str]]:
+    matched_other_method = False
+    for route in provider.routes():
+        params = route.match(rest)
+        if params is None:
+            continue
+        if route.method == method:
+            return route, params
+        matched_other_method = True
+    if matched_other_method:
+        raise errors.method_not_allowed(method)
+    raise errors.invalid_resource_type("/".join(rest[0::2]), provider.namespace, api_version)
+
+
+def _last_providers_index(segments: list[str]) -> int | None:
+    for i in range(len(segments) - 2, 1, -1):
+        if segments[i].lower() == "providers":
+            return i
+    return None
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                handler.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+def _send(
+    handler: BaseHTTPRequestHandler, response: ArmResponse, request_id: str, correlation: str
+) -> None:
+    data = b"" if response.body is None else json.dumps(response.body).encode()
+    handler.send_response(response.status)
+    headers: dict[str, str] = {
+        "Cache-Control": "no-cache",
+        "Pragma": "no-cache",
+        "Expires": "-1",
+        "x-ms-request-id": request_id,
+        "x-ms-correlation-request-id": correlation,
+        "x-ms-routing-request-id": f"EASTUS:{_now():%Y%m%dT%H%M%SZ}:{request_id}",
+        "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if handler.command in ("GET", "HEAD"):
+        headers["x-ms-ratelimit-remaining-subscription-reads"] = "11999"
+    else:
+        headers["x-ms-ratelimit-remaining-subscription-writes"] = "1199"
+    if response.body is not None:
+        headers["Content-Type"] = "application/json; charset=utf-8"
+    headers.update(response.headers)
+    headers["Content-Length"] = str(len(data))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+
+
+def _blob_service(storage: Any) -> BlobServiceClient | None:
+    if storage is None or hasattr(storage, "get_container_client"):
+        return storage
+    if hasattr(storage, "service_client"):
+        return storage.service_client()
+    raise TypeError("storage: a BlobServiceClient (account key) or an Azurite fixture")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
