@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: help venv demo test test-unit test-local test-cluster test-integration lint workflow-check \
-        bench clean k8s cluster-up cluster-down
+        bench clean k8s cluster-up cluster-down system-tools images
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,7 @@ venv: $(STAMP)  ## Create .venv and install aksrun with its test tools
 demo: $(STAMP)  ## Run examples/quickstart.py on the local backend
 	AKSRUN_BACKEND=local $(PY) examples/quickstart.py
 
-test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s  ## Every test that needs no Azure
+test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s images  ## Every test that needs no Azure
 	$(PYTEST) tests
 
 test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
@@ -39,17 +39,36 @@ test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
 test-local: $(STAMP)  ## End-to-end tests on the local backend only
 	$(PYTEST) tests/e2e -k "local and not blob"
 
-test-cluster: $(STAMP) $(NODE_STAMP) k8s  ## The cluster tier only (real control plane + node agent)
+test-cluster: $(STAMP) $(NODE_STAMP) k8s images  ## The cluster tier only (real control plane + node agent)
 	$(PYTEST) tests/cluster
 
 k8s: $(STAMP)  ## Build the Kubernetes control plane from its Go modules (first time ~5-10 min, cached)
 	$(PY) -m tests.support.k8s build
 
-cluster-up: $(STAMP) $(NODE_STAMP)  ## Start a local test cluster (real control plane) and print its exports
+cluster-up: $(STAMP) $(NODE_STAMP) k8s images  ## Start a local test cluster (real control plane) and print its exports
 	@$(PY) -m tests.support.k8s up
 
 cluster-down: $(STAMP)  ## Stop what cluster-up started
 	@$(PY) -m tests.support.k8s down
+
+# Image builds without Docker: buildah (rootless builds need root here: CI runs as root),
+# debootstrap (the test base image: Docker Hub and MCR can't be reached) and the CNCF
+# distribution registry. Installed from Debian's packages when missing.
+IMAGE_TOOLS := buildah debootstrap docker-registry
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-tools:  ## Debian packages the image tests need (buildah, debootstrap, docker-registry)
+	@missing=""; for tool in $(IMAGE_TOOLS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian packages)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends $(IMAGE_TOOLS); \
+	fi
+
+images: $(STAMP) system-tools  ## Wheels and the base image the image tests build from (first time ~3 min, cached)
+	$(PY) -m tests.support.images prepare
 
 test-integration: $(STAMP)  ## Real-AKS integration tests (needs .env or AZURE_* variables)
 	$(PYTEST) -m integration tests/integration $(PYTEST_ARGS)

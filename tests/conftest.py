@@ -51,6 +51,7 @@ AZURE_CONFIGURED = all(os.environ.get(v) for v in INTEGRATION_VARS)
 pytest_plugins = [
     "tests.support.azure_fixtures",
     "tests.support.cluster_fixtures",
+    "tests.support.acr_fixtures",
     "tests.support.artifacts",
 ]
 

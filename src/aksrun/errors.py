@@ -103,6 +103,10 @@ class RegistryPermissionError(ImageBuildError):
     """The signed-in identity may not read the registry or run ACR Tasks on it."""
 
 
+class RegistryUnreachableError(ImageBuildError):
+    """The registry's login server did not answer (wrong name, private endpoint, network)."""
+
+
 class TasksNotAllowedError(ImageBuildError):
     """ACR Tasks refused the subscription (free and trial subscriptions can't run them)."""
 

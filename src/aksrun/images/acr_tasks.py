@@ -290,10 +290,19 @@ class AcrTasks:
                                   f": {message}") from exc
 
     def _permission(self, exc: BaseException, action: str) -> RegistryPermissionError:
+        if action.endswith("/read"):
+            # ARM answers 403, not 404, for a resource under a scope you have no role on:
+            # the registry may not exist at all.
+            return RegistryPermissionError(
+                f"you may not read {self.where}, or it does not exist there "
+                f"({arm_error_message(exc)}). Check AZURE_CONTAINER_REGISTRY and "
+                "AKSRUN_REGISTRY_RESOURCE_GROUP / AZURE_RESOURCE_GROUP; if they are right, ask "
+                f"an admin for {TASKS_ROLE}.")
+        verb = action.rsplit("/", 2)[-2]
         return RegistryPermissionError(
-            f"you may not {action.rsplit('/', 2)[-2] if '/action' in action else 'read'} "
-            f"{self.where} ({arm_error_message(exc)}). Ask an admin for {TASKS_ROLE}; "
-            f"a new role assignment takes a few minutes to apply (needed: {action}).")
+            f"you may not {verb} on {self.where} ({arm_error_message(exc)}). Ask an admin for "
+            f"{TASKS_ROLE}; a new role assignment takes a few minutes to apply (needed: "
+            f"{action}).")
 
 
 def _base_image_lines(lines: list[str], base: str) -> list[str]:

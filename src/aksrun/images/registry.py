@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImageBuildError, RegistryPermissionError
+from ..errors import ImageBuildError, RegistryPermissionError, RegistryUnreachableError
 from .context import ENV_REPOSITORY, RUNNER_REPOSITORY
 
 _MANIFEST_TYPES = (
@@ -121,7 +121,7 @@ class RegistryImages:
             raise ImageBuildError(f"the registry {self.login_server} failed: "
                                   f"{_first(exc)}") from exc
         except ServiceRequestError as exc:
-            raise ImageBuildError(
+            raise RegistryUnreachableError(
                 f"the registry {self.login_server} could not be reached ({_first(exc)}); "
                 "check AZURE_CONTAINER_REGISTRY / AKSRUN_REGISTRY_LOGIN_SERVER and your "
                 "network.") from exc

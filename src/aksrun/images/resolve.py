@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RegistryUnreachableError
 from .context import (
     ENV_REPOSITORY,
     RUNNER_REPOSITORY,
@@ -103,7 +103,15 @@ class Images:
         with _known_lock:
             if key in _known:
                 return ResolvedImage(_known[key], context.repository, context.tag)
-        found = self.registry().digest(context.repository, context.tag)
+        try:
+            found = self.registry().digest(context.repository, context.tag)
+        except RegistryUnreachableError:
+            # A login server that doesn't answer is most often a registry that doesn't exist:
+            # ARM says so by name (RegistryNotFoundError), else the network is the problem.
+            if self.config.subscription_id and (self.config.registry_resource_group
+                                                or self.config.resource_group):
+                self.tasks().registry_login_server()
+            raise
         if found is None and not build:
             raise ConfigError(f"{server}/{context.image_name} is not in the registry; build it "
                               "with `aksrun image build`.")
