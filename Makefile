@@ -83,6 +83,7 @@ bench: $(STAMP) $(NODE_STAMP)  ## Benchmarks (tables of ratios against their bas
 	$(PY) benchmarks/local.py
 	$(PY) benchmarks/storage.py --size 256MiB
 	$(PY) benchmarks/control_plane.py
+	$(PY) benchmarks/images.py
 
 clean:  ## Remove the environment and caches
 	rm -rf $(VENV) node_modules .ruff_cache build *.egg-info

@@ -74,17 +74,21 @@ class Images:
 
     def for_requirements(self, requirements: Sequence[str], *, runner: str | None = None,
                          build: bool = True) -> ResolvedImage:
-        """The dependency image for `requirements`, FROM the runner (or the given image)."""
+        """The dependency image for `requirements`, FROM the runner (or the given image).
+
+        Its tag needs only the runner's tag (local), so a cache hit is one lookup; the
+        runner is looked up (or built) only when the dependency image must be built."""
         if not normalize_requirements(requirements):
             return self.runner(build) if runner is None else ResolvedImage(runner, "", "")
-        if runner is None:
-            base = self.runner(build)
-            runner_ref, runner_key = base.reference, base.tag
-        else:
-            runner_ref = runner_key = runner
-        context = env_context(requirements, runner_ref, runner_key, self.python, self.base,
-                              self._pip_args())
-        return self._ensure(context, build)
+        runner_key = runner or self.runner_context().tag
+        tag = env_context(requirements, "", runner_key, self.python, self.base).tag
+
+        def context() -> BuildContext:
+            runner_ref = runner or self.runner(build).reference
+            return env_context(requirements, runner_ref, runner_key, self.python, self.base,
+                               self._pip_args())
+
+        return self._ensure_tag(ENV_REPOSITORY, tag, context, build)
 
     def reference_by_tag(self, requirements: Sequence[str] = ()) -> str:
         """Where the image will be, by tag, without asking the registry (for --dry-run)."""
@@ -98,13 +102,18 @@ class Images:
     # --- parts -------------------------------------------------------------------------------
 
     def _ensure(self, context: BuildContext, build: bool) -> ResolvedImage:
+        return self._ensure_tag(context.repository, context.tag, lambda: context, build)
+
+    def _ensure_tag(self, repository: str, tag: str, context: Callable[[], BuildContext],
+                    build: bool) -> ResolvedImage:
+        """Look `repository:tag` up (once per process); build `context()` when it's missing."""
         server = self.config.login_server
-        key = (server, context.repository, context.tag)
+        key = (server, repository, tag)
         with _known_lock:
             if key in _known:
-                return ResolvedImage(_known[key], context.repository, context.tag)
+                return ResolvedImage(_known[key], repository, tag)
         try:
-            found = self.registry().digest(context.repository, context.tag)
+            found = self.registry().digest(repository, tag)
         except RegistryUnreachableError:
             # A login server that doesn't answer is most often a registry that doesn't exist:
             # ARM says so by name (RegistryNotFoundError), else the network is the problem.
@@ -113,11 +122,10 @@ class Images:
                 self.tasks().registry_login_server()
             raise
         if found is None and not build:
-            raise ConfigError(f"{server}/{context.image_name} is not in the registry; build it "
+            raise ConfigError(f"{server}/{repository}:{tag} is not in the registry; build it "
                               "with `aksrun image build`.")
-        resolved = (ResolvedImage(f"{server}/{context.repository}@{found}",
-                                  context.repository, context.tag)
-                    if found else self._build_once(context))
+        resolved = (ResolvedImage(f"{server}/{repository}@{found}", repository, tag)
+                    if found else self._build_once(context()))
         with _known_lock:
             _known[key] = resolved.reference
         return resolved
