@@ -73,10 +73,13 @@ class BuildContext:
     def tar_gz(self) -> bytes:
         """The context as ACR Tasks takes it: a gzip'd tar with fixed owners and times, so the
         same context always uploads the same bytes."""
+        import gzip
         import tarfile
 
         buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        # gzip's header carries a time too: 0, or the same context uploads other bytes.
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
+                tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name, data in sorted(self.files.items()):
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o644, 0
