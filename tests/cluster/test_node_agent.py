@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.images.session import TestImages
 from tests.support.node_agent import NodeAgent, NodePool
 from tests.support.waiting import wait_for
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.cluster
 
 POOL = "agenttest"
 TAINT = {"key": "aksrun.io/node-agent-test", "value": "true", "effect": "NoSchedule"}
-IMAGE = "aksrunacr.azurecr.io/aksrun-runner:py3-test"
+IMAGE = ""  # the session's runner image by digest (set by the `agent` fixture)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,15 @@ def admin_kubeconfig(control_plane) -> Path:
 
 
 @pytest.fixture(scope="module")
-def agent(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
+def agent(admin_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory,
+          test_images: TestImages) -> Iterator[NodeAgent]:
+    global IMAGE
+    assert test_images.runner is not None
+    IMAGE = test_images.runner.reference
     pool = NodePool(name=POOL, count=1, taints=[TAINT])
     node_agent = NodeAgent(admin_kubeconfig, tmp_path_factory.mktemp("node-agent"), pools=[pool],
+                           registries=test_images.registry_clients(),
+                           image_cache=test_images.layer_cache,
                            max_grace_seconds=3.0, backoff_base=0.5).start()
     try:
         yield node_agent
@@ -97,6 +104,7 @@ def raw_pod(core: Any, ns: str, name: str) -> dict | None:
 def pod_spec(script: str, **container: Any) -> dict:
     """A pod like aksrun's (restartPolicy Never, uid 1000, read-only root, emptyDirs) that
     runs `python -c script` on this module's pool."""
+    container.setdefault("image", IMAGE)
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -107,7 +115,7 @@ def pod_spec(script: str, **container: Any) -> dict:
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
                             "fsGroup": 1000},
         "containers": [{
-            "name": "runner", "image": IMAGE, "command": ["python", "-c", script],
+            "name": "runner", "command": ["python", "-c", script],
             "workingDir": "/work",
             # as aksrun sets it: stdout and stderr lines reach the log in the order printed
             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, *container.pop("env", [])],
@@ -201,12 +209,12 @@ def test_pod_runs_in_its_own_filesystem_and_logs_reach_the_api_server(
         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
     ])
     pod = finished(core, ns, "hello")
-    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]["containerStatuses"]
     term = terminated(pod)
     assert term["exitCode"] == 0 and term["reason"] == "Completed"
     assert term["containerID"].startswith("containerd://")
     cs = pod["status"]["containerStatuses"][0]
-    assert cs["imageID"].startswith("aksrunacr.azurecr.io/aksrun-runner@sha256:")
+    assert cs["imageID"] == IMAGE  # the registry's digest, as containerd reports it
     assert cs["ready"] is False and cs["restartCount"] == 0
     conds = conditions(pod)
     assert conds["PodScheduled"]["status"] == "True"  # the scheduler's, kept
@@ -340,7 +348,7 @@ def test_missing_image_alternates_pull_errors_and_stays_pending(
         core: Any, agent: NodeAgent, ns: str) -> None:
     from kubernetes.client import ApiException
 
-    image = "aksrunacr.azurecr.io/does-not-exist:1"
+    image = IMAGE.split("/", 1)[0] + "/does-not-exist:1"  # the registry has no such image
     create_pod(core, ns, "nopull", "print('never')", image=image)
     reasons: set[str] = set()
 

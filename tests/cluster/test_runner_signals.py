@@ -16,6 +16,7 @@ import pytest
 
 import aksrun
 from tests.support.clirun import aksrun_cli
+from tests.support.cluster_fixtures import pod_writable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.azurite]
 
@@ -114,7 +115,7 @@ def pod_ends(k8s):
 def _stopped_in_the_call(k8s, tmp_path, pod_ends, stop, func=stops_cleanly):
     """Run `func`; once it sleeps, stop its pod with `stop(future, pod_name)`; return (the
     future, the seconds from the stop to the container's end, its terminated state)."""
-    attempts = tmp_path / "attempts"
+    attempts = pod_writable(tmp_path) / "attempts"
     fut = aksrun.function()(func).submit(str(attempts))
     pod = k8s.running_pod(fut.job_id)["metadata"]["name"]
     k8s.wait_for(attempts.exists, timeout=60)

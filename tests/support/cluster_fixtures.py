@@ -21,47 +21,88 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.images.session import TestImages
 from tests.support.k8s.cluster import TestCluster
 from tests.support.waiting import wait_for
 
-RUNNER_IMAGE = "aksrunacr.azurecr.io/aksrun-runner:py3-test"
 USER = "tester@contoso.com"  # an Entra-style principal name, as AKS's Entra integration shows it
+_STARTED: list[str] = []  # what the session's cluster and images said of themselves
 
 
-@pytest.fixture(scope="session")
-def test_cluster(tmp_path_factory: pytest.TempPathFactory,
-                 pytestconfig: pytest.Config) -> Iterator[TestCluster]:
-    # The session's temp dir is shared into the pods: tests observe a remote call's side
-    # effects (a counter file, a marker) there, as they do on the local backend.
-    cluster = TestCluster(tmp_path_factory.mktemp("cluster"),
-                          shared_paths=(str(tmp_path_factory.getbasetemp()),)).start()
-    line = (f"cluster tier: real kube-apiserver {cluster.version} at {cluster.url} "
-            f"(node agent: {len(cluster.agent.node_names)} nodes)")
-    _STARTED.append(line)
+def _say(pytestconfig: pytest.Config, line: str) -> None:
+    """A line on the terminal now, even while output is captured (slow set-up says why)."""
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def test_images(tmp_path_factory: pytest.TempPathFactory,
+                pytestconfig: pytest.Config) -> Iterator[TestImages]:
+    """The session's registry (127.0.0.1, TLS), package index, base image and the runner
+    image built from this client's aksrun (cached by its context's tag): what the pods run."""
+    images = TestImages(tmp_path_factory.mktemp("images"))
+    images.start(say=lambda text: _say(pytestconfig, text))
+    assert images.runner is not None
+    how = f"built in {images.runner.seconds:.0f} s" if images.runner.built else "cached"
+    line = (f"images: runner {images.runner.reference} ({how}; set-up "
+            f"{images.timings['total_s']:.1f} s)")
+    _STARTED.append(line)
+    _say(pytestconfig, line)
+    try:
+        yield images
+    finally:
+        images.stop()
+
+
+@pytest.fixture(scope="session")
+def runner_image(test_images: TestImages) -> str:
+    """The runner image by digest, as aksrun references images in its Jobs."""
+    assert test_images.runner is not None
+    return test_images.runner.reference
+
+
+@pytest.fixture(scope="session")
+def test_cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
+                 test_images: TestImages) -> Iterator[TestCluster]:
+    # The session's temp dir is shared into the pods: tests observe a remote call's side
+    # effects (a counter file, a marker) there, as they do on the local backend. Pods run
+    # as uid 1000: it may pass through (not list) the dir; see `pod_writable`.
+    tmp_path_factory.getbasetemp().chmod(0o711)
+    cluster = TestCluster(tmp_path_factory.mktemp("cluster"),
+                          shared_paths=(str(tmp_path_factory.getbasetemp()),),
+                          registries=test_images.registry_clients(),
+                          image_cache=test_images.layer_cache).start()
+    line = (f"cluster tier: real kube-apiserver {cluster.version} at {cluster.url} "
+            f"(node agent: {len(cluster.agent.node_names)} nodes, pods run in images of "
+            f"{test_images.login_server})")
+    _STARTED.insert(0, line)
+    _say(pytestconfig, line)
     try:
         yield cluster
     finally:
         cluster.stop()
 
 
-_STARTED: list[str] = []  # what the session's cluster said of itself, for the summary
-
-
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say in every test report whether the cluster tier ran, and on which API server."""
-    if _STARTED:
-        terminalreporter.write_line(_STARTED[0])
+    for line in _STARTED:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
 def control_plane(test_cluster: TestCluster) -> TestCluster:
     """The running test cluster (`.admin_kubeconfig`, `.agent`, `.control_plane`)."""
     return test_cluster
+
+
+def pod_writable(directory: Path) -> Path:
+    """`directory` (under the session's temp dir, which the pods see) made writable for the
+    pods' uid 1000: pytest makes temp dirs 0700 for their owner, root here."""
+    directory.chmod(0o1777)
+    return directory
 
 
 @dataclass
@@ -129,6 +170,7 @@ def use_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     """Point aksrun at the test cluster (a fresh namespace of a non-admin user with only
     aksrun's Role) and Azurite (a fresh container)."""
     cluster: TestCluster = request.getfixturevalue("test_cluster")
+    image: str = request.getfixturevalue("runner_image")
     azurite = request.getfixturevalue("azurite")
     tmp = request.getfixturevalue("tmp_path")
     namespace = f"t-{uuid.uuid4().hex[:10]}"
@@ -139,7 +181,7 @@ def use_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
         "AKSRUN_BACKEND": "kubernetes",
         "KUBECONFIG": str(person.kubeconfig),
         "AKSRUN_NAMESPACE": namespace,
-        "AKSRUN_IMAGE": RUNNER_IMAGE,
+        "AKSRUN_IMAGE": image,
         "AKSRUN_STORE": f"az://{container}/aksrun",
         "AKSRUN_STORAGE_CONNECTION_STRING": azurite.connection_string,
     }.items():

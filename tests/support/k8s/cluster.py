@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ class TestCluster:
     __test__ = False  # not a pytest test class
 
     def __init__(self, root: Path, pools: list[Any] | None = None,
-                 shared_paths: tuple[str, ...] = ()) -> None:
+                 shared_paths: tuple[str, ...] = (), registries: Sequence[Any] = (),
+                 image_cache: Path | None = None) -> None:
         self.root = root
         self.pools = pools
         if pools is None:  # AKS's default system pool, and a spot pool with AKS's taint
@@ -48,6 +50,10 @@ class TestCluster:
 
             self.pools = [*default_pools(), spot_pool(count=1)]
         self.shared_paths = shared_paths
+        # the registries the node agent pulls from (RegistryClient): pods run in their
+        # images; without any, the agent's host mode (this machine stands in for images)
+        self.registries = list(registries)
+        self.image_cache = image_cache
         self.control_plane = ControlPlane(root / "control-plane")
         self.agent: Any = None
         self._admin: Any = None
@@ -58,7 +64,9 @@ class TestCluster:
         self.control_plane.start()
         try:
             self.agent = NodeAgent(self.admin_kubeconfig, self.root / "node-agent",
-                                   pools=self.pools, shared_paths=self.shared_paths).start()
+                                   pools=self.pools, shared_paths=self.shared_paths,
+                                   registries=self.registries,
+                                   image_cache=self.image_cache).start()
         except BaseException:
             self.control_plane.stop()
             raise

@@ -5,9 +5,10 @@ package: it runs before anything of the pod exists). Doing this in a separate pr
 of a preexec_fn keeps fork() in the multi-threaded agent free of Python code.
 
 With isolation (spec has "rootfs"): in new mount, UTS, IPC and PID namespaces, build a rootfs
-(an overlay whose lower layer is this machine's `/`, the "image"), give it a read-only /sys, a
-small /dev (device nodes, /dev/shm, the termination-message file), the pod's volumes at their
-mountPaths, /etc/hosts and /etc/hostname; then fork. The child is PID 1 of the container: it
+(an overlay whose lower layers are the image's layer snapshots, top first, or this machine's
+`/` in host mode), give it a read-only /sys, a small /dev (device nodes, /dev/shm, the
+termination-message file), the pod's volumes at their mountPaths, /etc/hosts and
+/etc/hostname; then fork. The child is PID 1 of the container: it
 joins the memory cgroup, mounts its own /proc, makes the root read-only if
 readOnlyRootFilesystem, chroots, switches user, drops capabilities, sets no_new_privs and
 execs. The parent stays outside the cgroup as the container's shim (containerd-shim's role):
@@ -27,6 +28,7 @@ import json
 import os
 import signal
 import sys
+import warnings  # noqa: F401 - os.execvpe imports it lazily, after chroot it can't be found
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -126,8 +128,11 @@ def build_rootfs(spec):
     if name and not host.get("uts"):
         _check(_libc.sethostname(name, len(name)), "sethostname")
     merged = root["merged"]
+    lower = root.get("lower") or "/"  # the image's layers, top first; "/" in host mode
     mount("overlay", merged, "overlay", 0,
-          f"lowerdir=/,upperdir={root['upper']},workdir={root['work']}")
+          f"lowerdir={lower},upperdir={root['upper']},workdir={root['work']}")
+    for point in ("proc", "sys", "dev"):  # an image may lack them; they go to the upper dir
+        os.makedirs(f"{merged}/{point}", exist_ok=True)
     mount("/sys", merged + "/sys", None, MS_BIND | MS_REC)
     for target in submounts(merged + "/sys"):  # /sys and everything below it (cgroupfs)
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)

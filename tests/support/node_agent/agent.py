@@ -16,11 +16,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tests.support.images.distribution import RegistryClient
 
 from .cgroups import MemoryCgroups, RssWatcher
 from .events import EventRecorder
+from .image_store import ImageStore
+from .image_store import usable as image_store_usable
 from .kube import MERGE_PATCH, ApiError, Kube
 from .logs import ContainerLog
 from .logs_server import LogServer
@@ -43,9 +47,16 @@ class NodeAgent:
 
     kubeconfig         admin kubeconfig of the API server (loopback only)
     root               work dir: pods/<uid> (volumes, container layers, logs), agent.log, tls/
-    executables        command[0] -> host executable (python/python3 -> this interpreter)
-    missing_images     images the "registry" lacks: ErrImagePull / ImagePullBackOff
-                       (default: names containing "does-not-exist")
+    registries         the registries its nodes pull from (RegistryClient of the test
+                       registry): each container then runs in its image's root file
+                       system (pulled, unpacked, stacked as overlay lower layers) with the
+                       image's config applied; an image the registry lacks is ErrImagePull.
+                       Without registries: host mode, the machine's `/` is every image
+    image_cache        where pulled layers are unpacked (default root/images; share it
+                       between agents and sessions: layers are kept by digest)
+    executables        host mode: command[0] -> host executable (python -> this interpreter)
+    missing_images     host mode: images the "registry" lacks: ErrImagePull /
+                       ImagePullBackOff (default: names containing "does-not-exist")
     passthrough_env    host variables copied into every container (so an Azure SDK in a pod
                        never wanders off to the managed-identity endpoint)
     max_grace_seconds  cap on termination grace periods (tests stay fast)
@@ -58,6 +69,7 @@ class NodeAgent:
     """
 
     def __init__(self, kubeconfig: Path, root: Path, pools: list[NodePool] | None = None,
+                 registries: Sequence[RegistryClient] = (), image_cache: Path | None = None,
                  executables: dict[str, str] | None = None,
                  missing_images: Callable[[str], bool] | None = None,
                  passthrough_env: tuple[str, ...] = ("AZURE_TOKEN_CREDENTIALS",),
@@ -74,6 +86,9 @@ class NodeAgent:
         self.executables = {"python": sys.executable, "python3": sys.executable,
                             **(executables or {})}
         self.missing_images = missing_images or _default_missing
+        self.registries = list(registries)
+        self.image_cache = Path(image_cache) if image_cache else self.root / "images"
+        self.image_store: ImageStore | None = None
         self.passthrough_env = tuple(passthrough_env)
         self.max_grace_seconds = float(max_grace_seconds)
         self.backoff_base = float(backoff_base)
@@ -144,6 +159,8 @@ class NodeAgent:
             self.note_once("sandbox", "no private mount namespace here "
                            f"({self.sandbox.reason.strip()}): containers run on the host file "
                            "system with container paths mapped to host directories")
+        if self.registries:
+            self._open_image_store()
         self.cgroups = MemoryCgroups(enabled=self.memory_cgroups)
         if not self.cgroups.available:
             self.note_once("cgroups", f"no writable memory cgroup ({self.cgroups.reason}): "
@@ -158,9 +175,19 @@ class NodeAgent:
         self._watch_thread.start()
         if not self._synced.wait(60):
             log.warning("first pod list not done after 60 s", extra=self._extra)
-        log.info("node agent up: nodes %s, log port %s, isolation %s, cgroups v%s",
+        log.info("node agent up: nodes %s, log port %s, isolation %s, cgroups v%s, registries %s",
                  self.node_names, self.server.port, self.sandbox.isolate, self.cgroups.version,
+                 list(self.image_store.registries) if self.image_store else "none (host mode)",
                  extra=self._extra)
+
+    def _open_image_store(self) -> None:
+        ok, why = image_store_usable(self.image_cache)
+        if not ok or not self.sandbox.isolate:
+            why = why or "no private mount namespace"
+            self.note_once("images", f"images cannot be used here ({why}): containers run on "
+                           "the host file system, which stands in for every image")
+            return
+        self.image_store = ImageStore(self.image_cache, self.registries)
 
     def _unmount_all(self) -> None:
         """Whatever is still mounted under the agent's root (a tmpfs emptyDir of a pod whose

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import image_config
 from .envvars import ConfigError, command_line, container_env, expand, object_lookup
+from .image_store import Image
 from .sandbox import Identity, MountSpec, PathMap, capability_set, usable_by
 from .volumes import Volume
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .agent import NodeAgent
 
 SHM_SIZE = 64 * 1024 * 1024  # containerd's default /dev/shm
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def pod_key(pod: dict) -> str:
@@ -34,11 +37,13 @@ class ContainerConfig:
     env: dict[str, str]
     identity: Identity | None  # None: run as root
     mounts: list[MountSpec]
-    executable: str  # argv[0] resolved on this machine
+    executable: str  # argv[0] resolved on this machine (host mode), else as in the image
+    cwd: str = "/"
+    image: Image | None = None  # the pulled image whose layers are the root (registry mode)
 
 
 def identity(agent: NodeAgent, pod: dict, container: dict, exe: str) -> Identity | None:
-    """runAsUser/runAsGroup/fsGroup/supplementalGroups, verified like the kubelet's
+    """Host mode: runAsUser/runAsGroup/fsGroup/supplementalGroups, verified like the kubelet's
     runAsNonRoot check (the "image" user is root). Returns None (run as root) when that uid
     cannot use the host executable: the image here is this machine, where e.g. a venv under
     /root (mode 700) is out of reach of uid 1000. The pod's status still shows its spec; the
@@ -93,14 +98,37 @@ def volume_mounts(container: dict, volumes: dict[str, Volume],
     return mounts
 
 
+def image_container_config(agent: NodeAgent, pod: dict, container: dict,
+                           defined: dict[str, str], image: Image,
+                           mounts: list[MountSpec]) -> ContainerConfig:
+    """Registry mode: the image's config under the pod's (see image_config)."""
+    argv = image_config.command_line(container, defined, image)
+    if not argv:
+        raise ConfigError(f'failed to generate container "{container["name"]}" spec: no '
+                          "command specified")
+    hostname = (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+    env: dict[str, str] = {"HOSTNAME": hostname, **image_config.environment(image)}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update({k: os.environ[k] for k in agent.passthrough_env if k in os.environ})
+    env.update(defined)
+    ident = image_config.identity(pod, container, image, pod_key(pod))
+    if "HOME" not in env:
+        env["HOME"] = image_config.home(image, ident.uid if ident else 0)
+    cwd = container.get("workingDir") or image.config.working_dir or "/"
+    return ContainerConfig(argv, env, ident, mounts, argv[0], cwd, image)
+
+
 def container_config(agent: NodeAgent, pod: dict, container: dict, node: str, pod_ip: str,
-                     volumes: dict[str, Volume]) -> ContainerConfig:
+                     volumes: dict[str, Volume], image: Image | None = None) -> ContainerConfig:
     """Environment (image PATH, HOSTNAME, passthrough vars, then the spec's), command line
     (`command` + `args`, $(VAR)-expanded; command[0] mapped through `executables`), identity
     and mounts. ConfigError is the kubelet's CreateContainerConfigError."""
     defined = container_env(pod, container, pod_ip=pod_ip, host_ip=agent.host_ip,
                             allocatable=agent.allocatable(node),
                             lookup=object_lookup(agent.get_object))
+    if image is not None:
+        return image_container_config(agent, pod, container, defined, image,
+                                      volume_mounts(container, volumes, defined))
     argv = command_line(container, defined)
     if not argv:
         raise ConfigError(f'no command specified for container "{container["name"]}": this '
@@ -121,7 +149,7 @@ def container_config(agent: NodeAgent, pod: dict, container: dict, node: str, po
         except KeyError:
             env["HOME"] = "/"
     return ContainerConfig(argv, env, ident, volume_mounts(container, volumes, defined),
-                           resolved)
+                           resolved, container.get("workingDir") or "/")
 
 
 def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerConfig,
@@ -138,7 +166,8 @@ def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerCon
     mounts.append(MountSpec(target="/etc/hostname", source=str(pod_dir / "etc-hostname"),
                             file=True))
     volume_targets = [m.target.rstrip("/") for m in cfg.mounts]
-    for host_path in agent.sandbox.exposed_paths(cfg.executable):
+    exposed = [] if cfg.image is not None else agent.sandbox.exposed_paths(cfg.executable)
+    for host_path in exposed:  # host mode: the interpreter is the "image" content
         if any(host_path == t or host_path.startswith(t + "/") for t in volume_targets):
             mounts.append(MountSpec(target=host_path, source=host_path, readonly=True))
     for shared in agent.shared_paths:
@@ -147,7 +176,7 @@ def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerCon
     spec: dict[str, Any] = {
         "hostname": (spec_.get("hostname") or pod["metadata"]["name"])[:63],
         "readonly_root": bool(csc.get("readOnlyRootFilesystem")),
-        "cwd": container.get("workingDir") or "/",
+        "cwd": cfg.cwd,
         "user": None if ident is None else {"uid": ident.uid, "gid": ident.gid,
                                             "groups": ident.groups},
         "capabilities": capability_set(csc),
@@ -160,7 +189,9 @@ def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerCon
     }
     if agent.sandbox.isolate:
         spec["rootfs"] = {"merged": str(cdir / "rootfs"), "upper": str(cdir / "upper"),
-                          "work": str(cdir / "work")}
+                          "work": str(cdir / "work"),
+                          "lower": ":".join(str(p) for p in cfg.image.lowers)
+                          if cfg.image is not None else "/"}
         spec["mounts"] = [m.__dict__ for m in mounts]
     else:  # no mount namespace: container paths mapped to host paths
         pmap = PathMap(mounts, pod_dir / "rootfs")

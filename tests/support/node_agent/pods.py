@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import images
 from .containers import ContainerProcess, StartError
 from .envvars import ConfigError
+from .image_store import Image, PullError
 from .kube import ApiError
 from .launch import ContainerConfig, container_config, pod_key, wrapper_spec
 from .logs import ContainerLog, last_log_text, parse_rfc3339
@@ -73,6 +74,7 @@ class ContainerRecord:
         self.instances = 0
         self.container_id: str | None = None
         self.image_id = ""
+        self.pulled: Image | None = None  # the image as pulled (registry mode)
         self.ready = self.started = False
         self.proc: ContainerProcess | None = None
         self.tmsg: Path | None = None
@@ -351,6 +353,8 @@ class PodRuntime:
 
     def _pull(self, c: ContainerRecord, pod: dict, now: float) -> bool:
         """EnsureImageExists: True when the image is there; else the waiting state + timers."""
+        if self.agent.image_store is not None:
+            return self._pull_from_registry(c, pod, now)
         image = c.image
         policy = c.spec.get("imagePullPolicy", "IfNotPresent")
         missing = self.agent.missing_images(image)
@@ -371,16 +375,7 @@ class PodRuntime:
             return True
         ev.pod_event(pod, self.node, "Pulling", f'Pulling image "{image}"', container=c.name)
         if missing:
-            err = images.pull_error(image)
-            ev.pod_event(pod, self.node, "Failed", f'Failed to pull image "{image}": {err}',
-                         "Warning", c.name)
-            ev.pod_event(pod, self.node, "Failed", "Error: ErrImagePull", "Warning", c.name)
-            c.pull_error = err
-            c.state = {"waiting": {"reason": "ErrImagePull", "message": err}}
-            c.pull_backoff = min(MAX_BACKOFF, c.pull_backoff * 2) if c.pull_backoff else \
-                self.agent.backoff_base
-            c.next_try = now + c.pull_backoff
-            c.show_backoff_at = now + c.pull_backoff / 2
+            self._pull_failed(c, pod, now, images.pull_error(image))
             return False
         ev.pod_event(pod, self.node, "Pulled", f'Successfully pulled image "{image}" in 41ms '
                      f"(41ms including waiting). Image size: {images.image_size(image)} bytes.",
@@ -388,6 +383,55 @@ class PodRuntime:
         self.agent.mark_present(self.node, image)
         c.pull_backoff = 0.0
         return True
+
+    def _pull_from_registry(self, c: ContainerRecord, pod: dict, now: float) -> bool:
+        """The kubelet's image manager over a real pull: once per node and reference (unless
+        imagePullPolicy Always), from the registry, with the kubelet's events."""
+        store = self.agent.image_store
+        assert store is not None
+        image = c.image
+        policy = c.spec.get("imagePullPolicy", "IfNotPresent")
+        ev = self.agent.events
+        present = store.known(image) if self.agent.image_present(self.node, image) else None
+        if present is not None and policy != "Always":
+            ev.pod_event(pod, self.node, "Pulled", f'Container image "{image}" already present '
+                         "on machine and can be accessed by the pod", container=c.name)
+            c.pulled = present
+            return True
+        if policy == "Never":
+            msg = f'Container image "{image}" is not present with pull policy of Never'
+            ev.pod_event(pod, self.node, "ErrImageNeverPull", msg, "Warning", c.name)
+            c.state = {"waiting": {"reason": "ErrImageNeverPull", "message": msg}}
+            c.next_try = now + max(2.0, self.agent.backoff_base * 2)
+            return False
+        ev.pod_event(pod, self.node, "Pulling", f'Pulling image "{image}"', container=c.name)
+        started = time.monotonic()
+        try:
+            pulled = store.pull(image)
+        except PullError as exc:
+            self._pull_failed(c, pod, now, str(exc))
+            return False
+        took = images.go_duration(time.monotonic() - started)
+        ev.pod_event(pod, self.node, "Pulled", f'Successfully pulled image "{image}" in {took} '
+                     f"({took} including waiting). Image size: {pulled.size} bytes.",
+                     container=c.name)
+        self.agent.mark_present(self.node, image)
+        c.pulled = pulled
+        c.pull_backoff = 0.0
+        return True
+
+    def _pull_failed(self, c: ContainerRecord, pod: dict, now: float, err: str) -> None:
+        """ErrImagePull now, ImagePullBackOff half-way to the next try (doubling)."""
+        ev = self.agent.events
+        ev.pod_event(pod, self.node, "Failed", f'Failed to pull image "{c.image}": {err}',
+                     "Warning", c.name)
+        ev.pod_event(pod, self.node, "Failed", "Error: ErrImagePull", "Warning", c.name)
+        c.pull_error = err
+        c.state = {"waiting": {"reason": "ErrImagePull", "message": err}}
+        c.pull_backoff = min(MAX_BACKOFF, c.pull_backoff * 2) if c.pull_backoff else \
+            self.agent.backoff_base
+        c.next_try = now + c.pull_backoff
+        c.show_backoff_at = now + c.pull_backoff / 2
 
     def _show_pull_backoff(self, c: ContainerRecord, pod: dict) -> None:
         c.show_backoff_at = None
@@ -402,10 +446,11 @@ class PodRuntime:
         if not self._pull(c, pod, now):
             return
         c.show_backoff_at = None
-        c.image_id = images.image_id(c.image)
+        c.image_id = c.pulled.image_id if c.pulled else images.image_id(c.image)
         try:
             cfg = container_config(self.agent, pod, c.spec, self.node, self.pod_ip,
-                                   self.volume_setup.volumes if self.volume_setup else {})
+                                   self.volume_setup.volumes if self.volume_setup else {},
+                                   c.pulled)
         except ConfigError as exc:
             self.agent.events.pod_event(pod, self.node, "Failed", f"Error: {exc}", "Warning",
                                         c.name)
