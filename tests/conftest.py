@@ -74,9 +74,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _isolated_aksrun(request: pytest.FixtureRequest, tmp_path_factory, monkeypatch) -> None:
     """A clean aksrun environment per test; fake identity except for real-Azure tests."""
     for name in list(os.environ):
-        # aksrun's own settings are cleared; the test infrastructure's (AKSRUN_K8S_*: where
-        # the control plane is cached) are not aksrun configuration and stay.
-        if name.startswith("AKSRUN_") and not name.startswith("AKSRUN_K8S_"):
+        # aksrun's own settings are cleared; the test infrastructure's (AKSRUN_K8S_*,
+        # AKSRUN_IMAGES_*: where the control plane and the image toolchain are cached) are
+        # not aksrun configuration and stay.
+        if name.startswith("AKSRUN_") and not name.startswith(("AKSRUN_K8S_", "AKSRUN_IMAGES_")):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("aksrun-home")
     monkeypatch.setenv("AKSRUN_HOME", str(home))

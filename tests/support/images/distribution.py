@@ -89,17 +89,20 @@ class RegistryClient:
     """The registry at `login_server` (https, trusting `ca_file`)."""
 
     def __init__(self, login_server: str, ca_file: Path | None = None,
-                 timeout: float = 60.0) -> None:
-        if not login_server.startswith(LOOPBACK):
-            raise RegistryError(f"{login_server} is not a loopback registry")
+                 timeout: float = 60.0, address: str | None = None) -> None:
+        """`address`: where to connect when it isn't the login server (a node pulling what
+        an ACR front names with the kubelet identity's access: straight from its storage)."""
+        if not (address or login_server).startswith(LOOPBACK):
+            raise RegistryError(f"{address or login_server} is not a loopback registry")
         self.login_server = login_server
+        self.address = address or login_server
         self.ca_file = ca_file
         self.timeout = timeout
         self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
     def _request(self, method: str, path: str, headers: dict[str, str] | None = None
                  ) -> tuple[int, dict[str, str], bytes]:
-        host, _, port = self.login_server.rpartition(":")
+        host, _, port = self.address.rpartition(":")
         conn = http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=self.timeout,
                                            context=self._context)
         try:
@@ -177,7 +180,7 @@ class RegistryClient:
     def download(self, repository: str, digest: str, target: Path) -> None:
         """Stream a blob to `target`, verifying its digest on the way."""
         path = f"/v2/{repository}/blobs/{digest}"
-        host, _, port = self.login_server.rpartition(":")
+        host, _, port = self.address.rpartition(":")
         conn = http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=self.timeout,
                                            context=self._context)
         try:
