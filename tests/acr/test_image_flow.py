@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support.acr_fixtures import TEST_PACKAGE
+from tests.support.acr_stack import TEST_PACKAGE
 from tests.support.clirun import aksrun_cli
 
 pytestmark = pytest.mark.timeout(900)

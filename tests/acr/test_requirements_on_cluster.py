@@ -11,9 +11,8 @@ import pytest
 
 import aksrun
 from aksrun.errors import ImageBuildError, RequirementsError
-from tests.support.acr_fixtures import TEST_PACKAGE, TEST_PACKAGE_VALUE
+from tests.support.acr_stack import TEST_PACKAGE, TEST_PACKAGE_VALUE
 from tests.support.cluster_fixtures import use_cluster
-from tests.support.images.distribution import RegistryClient
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -39,10 +38,8 @@ def cluster_with_registry(request, monkeypatch, acr_env):
     setup = use_cluster(request, monkeypatch)
     monkeypatch.delenv("AKSRUN_IMAGE")
     monkeypatch.setattr(session, "_cached", None)
-    registry = acr_env.images.registry
     store = setup.cluster.agent.image_store
-    store.registries[acr_env.front.login_server] = RegistryClient(
-        acr_env.front.login_server, registry.cert_file, address=registry.login_server)
+    store.registries[acr_env.front.login_server] = acr_env.node_registry()
     request.addfinalizer(lambda: store.registries.pop(acr_env.front.login_server, None))
     return setup
 

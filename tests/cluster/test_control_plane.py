@@ -19,7 +19,7 @@ from tests.support.k8s.control_plane import ControlPlane, ControlPlaneError
 pytestmark = pytest.mark.cluster
 
 
-def _k8s_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _k8s_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tests.support.k8s", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -30,11 +30,31 @@ def test_cluster_up_lets_a_person_run_aksrun_by_hand_and_down_stops_it(tmp_path)
         assert up.returncode == 0, up.stderr
         exports = {k: shlex.split(v)[0] for k, v in
                    re.findall(r"^export (\w+)=(.*)$", up.stdout, re.M)}
-        assert set(exports) == {"AKSRUN_BACKEND", "KUBECONFIG", "AKSRUN_NAMESPACE",
-                                "AKSRUN_IMAGE", "AKSRUN_STORE",
-                                "AKSRUN_STORAGE_CONNECTION_STRING"}
+        assert {"AKSRUN_BACKEND", "KUBECONFIG", "AKSRUN_NAMESPACE", "AKSRUN_STORE",
+                "AKSRUN_STORAGE_CONNECTION_STRING", "AZURE_CONTAINER_REGISTRY",
+                "AKSRUN_ARM_ENDPOINT", "AZURE_AUTHORITY_HOST"} <= set(exports)
+        assert "AKSRUN_IMAGE" not in exports  # images come from the registry, as on Azure
         assert f"kube-apiserver {kubernetes_version()}" in up.stdout
-        env = {**os.environ, **exports, "AKSRUN_HOME": str(tmp_path / "home")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AKSRUN_", "AZURE_")) or k.startswith("AKSRUN_IMAGES_")}
+        env.update(exports, AKSRUN_HOME=str(tmp_path / "home"), AKSRUN_DOTENV="0")
+        # By hand, as the README says: build the runner image, then a call that needs a
+        # package, which runs in a dependency image built for it.
+        built = subprocess.run([sys.executable, "-m", "aksrun.cli", "image", "build"],
+                               cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                               timeout=600)
+        assert built.returncode == 0, built.stderr
+        assert "aksrun-runner:py3.11-" in built.stdout
+        script = ("import aksrun\n"
+                  "@aksrun.function(requirements=['aksrun-testpkg==1.0'])\n"
+                  "def value():\n"
+                  "    import aksrun_testpkg\n"
+                  "    return aksrun_testpkg.VALUE\n"
+                  "print(value())\n")
+        run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "imported inside the dependency image"
         run = subprocess.run([sys.executable, "-m", "aksrun.cli", "run", "tests.e2e.funcs:add",
                               "2", "b=3"], cwd=REPO_ROOT, env=env, capture_output=True,
                              text=True, timeout=180)

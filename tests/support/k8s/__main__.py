@@ -4,10 +4,14 @@
     python -m tests.support.k8s up [--dir D]   # start it in the background, print exports
     python -m tests.support.k8s down [--dir D] # stop everything `up` started
 
-`up` starts one detached supervisor (`serve`) that runs the control plane, the node agent and
-Azurite, provisions the namespace `aksrun-<you>` for a non-admin user holding only aksrun's
-Role, and writes `env.sh` with the variables that point aksrun at it. `down` signals that
-supervisor, which stops all it started. The test fixtures use the same classes.
+`up` starts one detached supervisor (`serve`) that runs the control plane, the node agent
+(pods run in real images pulled from a local registry), Azurite, and the image-building path
+of a subscription: the fake ARM with ACR Tasks building by buildah, the ACR data-plane
+stand-in, the fake Entra ID. It provisions the namespace `aksrun-<you>` for a non-admin user
+holding only aksrun's Role and writes `env.sh` with the variables that point aksrun at all of
+it, so `aksrun image build` and a call with `requirements=` run by hand as they would on
+Azure. `down` signals that supervisor, which stops all it started. The test fixtures use the
+same classes.
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ from .build import REPO_ROOT, ControlPlaneBuildError, build
 from .control_plane import ControlPlaneError
 
 DEFAULT_DIR = REPO_ROOT / ".aksrun" / "cluster"
-IMAGE = "aksrunacr.azurecr.io/aksrun-runner:py3-local"
-UP_TIMEOUT = 180.0
+UP_TIMEOUT = 300.0
 
 
 def _user() -> str:
@@ -40,7 +43,11 @@ def _user() -> str:
 
 def serve(directory: Path) -> int:
     """Run the cluster in the foreground until SIGTERM/SIGINT; write env.sh when ready."""
-    from tests.support.azurite import start_azurite
+    from tests.support.acr_stack import AcrStack
+    from tests.support.azurite import make_self_signed_cert, start_azurite, write_ca_bundle
+    from tests.support.fake_entra import FakeEntra
+    from tests.support.images.session import TestImages
+    from tests.support.images.steps import ImageToolError
 
     from .cluster import TestCluster
 
@@ -49,32 +56,52 @@ def serve(directory: Path) -> int:
         signal.signal(sig, lambda *_: stop.set())
     user = _user()
     namespace = f"aksrun-{user}"
-    cluster = TestCluster(directory / "state")
-    azurite = None
+    parts: list = []  # stopped in reverse order
     try:
+        images = TestImages(directory / "images").start(
+            say=lambda text: print(text, flush=True))
+        parts.append(images)
+        cluster = TestCluster(directory / "state", registries=images.registry_clients(),
+                              image_cache=images.layer_cache)
+        parts.append(cluster)
         cluster.start()
         azurite = start_azurite(directory / "azurite")
+        parts.append(azurite)
+        cert, key = make_self_signed_cert(directory / "tls")
+        ca_bundle = write_ca_bundle(cert, directory / "ca-bundle.pem")
+        entra = FakeEntra(cert, key).start()
+        parts.append(entra)
+        token = directory / "federated-token"
+        token.write_text("eyJhbGciOiJub25lIn0.eyJzdWIiOiJkZXZlbG9wZXIifQ.")
+        stack = AcrStack.start(images, cert, key, entra, azurite, directory / "acr")
+        parts.append(stack)
+        cluster.agent.image_store.registries[stack.front.login_server] = stack.node_registry()
         person = cluster.add_user_namespace(namespace, user, directory / "user.kubeconfig")
         exports = {
             "AKSRUN_BACKEND": "kubernetes",
             "KUBECONFIG": str(person.kubeconfig),
             "AKSRUN_NAMESPACE": namespace,
-            "AKSRUN_IMAGE": IMAGE,
             "AKSRUN_STORE": f"az://{namespace}/aksrun",
             "AKSRUN_STORAGE_CONNECTION_STRING": azurite.connection_string,
+            # DefaultAzureCredential's workload-identity path, against the fake Entra ID
+            **entra.workload_identity_env(token, ca_bundle),
+            "SSL_CERT_FILE": str(ca_bundle),
+            **stack.env,
         }
         lines = [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
         lines.insert(0, f"# aksrun test cluster: kube-apiserver {cluster.version} at "
-                     f"{cluster.url}; admin kubeconfig: {cluster.admin_kubeconfig}")
+                     f"{cluster.url}; admin kubeconfig: {cluster.admin_kubeconfig}; fake ARM "
+                     f"at {stack.arm.endpoint}; registry {stack.front.login_server} "
+                     f"(ACR data plane) over {images.login_server}")
         (directory / "env.sh").write_text("\n".join(lines) + "\n")
         stop.wait()
-    except (ControlPlaneBuildError, ControlPlaneError) as exc:
+    except (ControlPlaneBuildError, ControlPlaneError, ImageToolError) as exc:
         (directory / "error.txt").write_text(str(exc))
         return 1
     finally:
-        if azurite is not None:
-            azurite.stop()
-        cluster.stop()
+        for part in reversed(parts):
+            with contextlib.suppress(Exception):
+                part.stop()
         with contextlib.suppress(FileNotFoundError):
             (directory / "env.sh").unlink()
     return 0
