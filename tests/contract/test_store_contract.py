@@ -297,3 +297,17 @@ def test_tampered_envelope_raises_integrity_error(store: Store) -> None:
     store.put("jobs/j/outputs/0.pkl", data)
     with pytest.raises(IntegrityError, match="sha256"):
         envelope.loads(store.get("jobs/j/outputs/0.pkl"), payload.sha256, "output 0")
+
+
+def test_modified_is_when_the_object_was_written(store: Store) -> None:
+    import time
+
+    from aksrun.errors import ObjectNotFoundError
+
+    before = time.time()
+    store.put("when/obj", b"x")
+    written = store.modified("when/obj")
+    # Azurite and Blob Storage keep whole seconds: allow the second the write began in.
+    assert before - 1 <= written <= time.time() + 1
+    with pytest.raises(ObjectNotFoundError):
+        store.modified("when/missing")

@@ -541,6 +541,11 @@ class BlobStore:
         with self._errors(key, "check"):
             return bool(blob.exists())
 
+    def modified(self, key: str) -> float:
+        blob = self._container.get_blob_client(self._name(key))
+        with self._errors(key, "read the time of"):
+            return blob.get_blob_properties().last_modified.timestamp()
+
     def size(self, key: str) -> int:
         """Size in bytes; of a log, all its segments together."""
         name = self._name(key)

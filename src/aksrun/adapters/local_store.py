@@ -99,6 +99,12 @@ class LocalStore:
         except FileNotFoundError:
             raise ObjectNotFoundError(f"no object {key!r} in store {self.url}") from None
 
+    def modified(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"no object {key!r} in store {self.url}") from None
+
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root
         start = base / prefix.rpartition("/")[0] if "/" in prefix else base

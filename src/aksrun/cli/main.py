@@ -262,9 +262,11 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .gc import gc
     from .images import image
 
     cli.add_command(image)
+    cli.add_command(gc)
 
 
 _register()

@@ -39,6 +39,10 @@ class Store(Protocol):
     def size(self, key: str) -> int:
         """Size in bytes; raises ObjectNotFoundError."""
 
+    def modified(self, key: str) -> float:
+        """When the object was last written (epoch seconds); raises ObjectNotFoundError.
+        `gc` keeps objects written recently: one may belong to a submission in flight."""
+
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under a prefix, sorted."""
 
