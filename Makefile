@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: help venv demo test test-unit test-local test-cluster test-integration lint workflow-check \
-        bench clean k8s cluster-up cluster-down system-tools images
+        bench clean k8s cluster-up cluster-down system-tools images kubernetes-floor
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,17 @@ venv: $(STAMP)  ## Create .venv and install aksrun with its test tools
 demo: $(STAMP)  ## Run examples/quickstart.py on the local backend
 	AKSRUN_BACKEND=local $(PY) examples/quickstart.py
 
-test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s images  ## Every test that needs no Azure
+# The lowest `kubernetes` client pyproject allows, beside the venv's newest: a test signs in
+# with an Entra token through it (its API differs: issue 11, item 1).
+K8S_FLOOR := $(shell sed -n 's/.*"kubernetes>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+K8S_FLOOR_DIR := .cache/kubernetes-floor
+$(K8S_FLOOR_DIR)/.stamp-$(K8S_FLOOR): pyproject.toml $(STAMP)
+	rm -rf $(K8S_FLOOR_DIR) && $(PY) -m pip install --quiet --target $(K8S_FLOOR_DIR) "kubernetes==$(K8S_FLOOR).*"
+	touch $@
+
+kubernetes-floor: $(K8S_FLOOR_DIR)/.stamp-$(K8S_FLOOR)  ## The lowest allowed kubernetes client, for its test
+
+test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s images kubernetes-floor  ## Every test that needs no Azure
 	$(PYTEST) tests
 
 test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
@@ -86,4 +96,4 @@ bench: $(STAMP) $(NODE_STAMP)  ## Benchmarks (tables of ratios against their bas
 	$(PY) benchmarks/images.py
 
 clean:  ## Remove the environment and caches
-	rm -rf $(VENV) node_modules .ruff_cache build *.egg-info
+	rm -rf $(VENV) node_modules .ruff_cache build *.egg-info .cache

@@ -187,8 +187,12 @@ class EntraTokenRefresher:
         configuration.refresh_api_key_hook = self
 
     def __call__(self, configuration: Configuration) -> None:
-        configuration.api_key["BearerToken"] = self.token()
-        configuration.api_key_prefix["BearerToken"] = "Bearer"
+        # `kubernetes` 30-35 read the token from api_key["authorization"], 36+ from
+        # api_key["BearerToken"]: set both, so every version pyproject allows sends it.
+        token = self.token()
+        for key in ("BearerToken", "authorization"):
+            configuration.api_key[key] = token
+            configuration.api_key_prefix[key] = "Bearer"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EntraTokenRefresher:
         return self
