@@ -31,7 +31,8 @@ NODES_TTL = 30.0  # seconds a listing of the nodes is reused
 NO_IMAGE = ("no runner image configured: set AKSRUN_IMAGE to an image with aksrun installed, "
             "or AZURE_CONTAINER_REGISTRY to the Azure Container Registry aksrun builds its "
             "images in (e.g. AZURE_CONTAINER_REGISTRY=myacr).")
-FAILED_CREATE_LIMIT = 2  # the Job controller's failures to create a pod before aksrun gives up
+FAILED_CREATE_LIMIT = 2
+PULL_PATIENCE = 300.0  # the Job controller's failures to create a pod before aksrun gives up
 
 
 class KubernetesCompute:
@@ -54,6 +55,8 @@ class KubernetesCompute:
         self.storage_env = dict(storage_env or {})
         self.max_parallel = max_parallel
         self.pending_timeout = pending_timeout
+        # How long transient image-pull failures (429, timeouts) may last before a job fails.
+        self.pull_patience = PULL_PATIENCE
         self._nodes: tuple[float, list[dict[str, Any]] | None] = (0.0, None)
         self._verdicts: dict[str, list[str]] = {}  # pod shape -> misfits on the listed nodes
 
@@ -288,6 +291,7 @@ class _Tracker:
         self.pods: dict[str, dict[str, Any]] = {}
         self.job_seen = False
         self.failed_creates: dict[str, int] = {}  # FailedCreate event name -> its count
+        self.pulling: dict[str, float] = {}  # pod name -> first transient pull failure seen
         self.progress = time.monotonic()  # when a pod of the job last started or finished
 
     def run(self) -> Iterator[TaskEvent]:
@@ -422,7 +426,9 @@ class _Tracker:
     def _fail_fast(self) -> TaskEvent | None:
         for name, pod in self.pods.items():
             pulled = kev.pull_failure(pod)
-            if pulled:
+            if not pulled:
+                self.pulling.pop(name, None)
+            elif kev.permanent_pull_failure(*pulled):
                 image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
                 return TaskEvent(
                     "job_failed", kev.pod_index(pod), reason=pulled[0],
@@ -430,6 +436,19 @@ class _Tracker:
                     f"{pulled[1]}. Check AKSRUN_IMAGE and that the cluster may pull from the "
                     "registry (AcrPull).",
                 )
+            else:
+                # Throttling, timeouts, a registry hiccup: the kubelet retries with back-off;
+                # fail only when that hasn't worked for a while.
+                since = self.pulling.setdefault(name, time.monotonic())
+                if time.monotonic() - since > self.compute.pull_patience:
+                    image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
+                    return TaskEvent(
+                        "job_failed", kev.pod_index(pod), reason=pulled[0],
+                        message=f"the image {image} could not be pulled for "
+                        f"{self.compute.pull_patience:.0f} s of retries ({pulled[0]}): "
+                        f"{pulled[1]}. The registry may be throttling or unreachable from the "
+                        "nodes; try again later, or check the cluster's network to it.",
+                    )
             if name in self.unschedulable:
                 failure = self._unschedulable(name, pod)
                 if failure is not None:

@@ -75,6 +75,21 @@ def pull_failure(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# containerd's words for an image that will never come: the reference or the registry is
+# wrong, or the cluster may not pull it. Anything else (429 throttling, timeouts, 5xx) the
+# kubelet retries with back-off, and so does aksrun.
+_PERMANENT_PULL = re.compile(
+    r"not ?found|manifest unknown|name unknown|unauthorized|authentication required|denied|"
+    r"forbidden|\b40[13]\b|no such host|invalid reference format", re.I)
+
+
+def permanent_pull_failure(reason: str, message: str) -> bool:
+    """Whether a pull failure can't heal by retrying (a transient one waits; see compute)."""
+    if reason in ("InvalidImageName", "ErrImageNeverPull"):
+        return True
+    return bool(_PERMANENT_PULL.search(message or ""))
+
+
 def requested(pod: Mapping[str, Any]) -> str:
     containers = (pod.get("spec") or {}).get("containers") or [{}]
     requests = (containers[0].get("resources") or {}).get("requests") or {}

@@ -105,6 +105,7 @@ class NodeAgent:
         self._pods: dict[str, PodRuntime] = {}
         self._by_name: dict[tuple[str, str], str] = {}
         self._present: set[tuple[str, str]] = set()
+        self.throttled: dict[str, int] = {}
         self._noted: set[str] = set()
         self._synced = threading.Event()
         self._watch_thread: threading.Thread | None = None
@@ -478,6 +479,24 @@ class NodeAgent:
     def mark_present(self, node: str, image: str) -> None:
         with self._lock:
             self._present.add((node, image))
+
+    def forget_image(self, image: str) -> None:
+        """Every node drops `image` (as the kubelet's image GC does): the next pod pulls."""
+        with self._lock:
+            self._present = {(n, i) for n, i in self._present if i != image}
+
+    def throttle_pulls(self, image: str, times: int) -> None:
+        """The registry answers the next `times` pulls of `image` with 429 Too Many Requests
+        (Docker Hub's and ACR's throttling), then serves it: a transient pull failure."""
+        with self._lock:
+            self.throttled[image] = times
+
+    def take_throttle(self, image: str) -> bool:
+        with self._lock:
+            left = self.throttled.get(image, 0)
+            if left > 0:
+                self.throttled[image] = left - 1
+            return left > 0
 
     def oom_event(self, node: str, pid: int, used: int) -> None:
         """What AKS's node-problem-detector reports on the Node after a cgroup OOM kill."""

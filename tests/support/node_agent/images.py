@@ -43,6 +43,16 @@ def pull_error(image: str) -> str:
             f'failed to resolve reference "{ref}": {ref}: not found')
 
 
+def throttled_error(image: str) -> str:
+    """containerd's answer when the registry throttles the manifest request (429)."""
+    ref = normalize(image)
+    host, _, rest = ref.partition("/")
+    repository, reference = (rest.split("@", 1) if "@" in rest else rest.rsplit(":", 1))
+    return (f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": '
+            f'failed to resolve reference "{ref}": unexpected status from HEAD request to '
+            f"https://{host}/v2/{repository}/manifests/{reference}: 429 Too Many Requests")
+
+
 def unreachable_error(image: str, host: str, repository: str, reference: str) -> str:
     """containerd's answer for a registry host the node cannot reach (here: any registry but
     the test registry; name resolution is what fails first on a real node)."""

@@ -405,6 +405,9 @@ class PodRuntime:
             c.next_try = now + max(2.0, self.agent.backoff_base * 2)
             return False
         ev.pod_event(pod, self.node, "Pulling", f'Pulling image "{image}"', container=c.name)
+        if self.agent.take_throttle(image):
+            self._pull_failed(c, pod, now, images.throttled_error(image))
+            return False
         started = time.monotonic()
         try:
             pulled = store.pull(image)
