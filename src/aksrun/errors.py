@@ -63,6 +63,11 @@ class StoreError(AksrunError):
     """The store refused or failed an operation; the message says which object and why."""
 
 
+class StoreAccessError(StoreError):
+    """The identity in use can't sign in, or may not touch the container: retrying won't help
+    until someone changes a role, a federated credential or a setting."""
+
+
 class ObjectNotFoundError(StoreError, KeyError):
     """No object at that key in the store."""
 

@@ -350,8 +350,9 @@ def test_refresher_timing_with_a_controlled_clock():
     config = Config()
     refresher.install(config)
     assert config.refresh_api_key_hook is refresher
-    assert config.api_key == {"BearerToken": "token-1"}
-    assert config.api_key_prefix == {"BearerToken": "Bearer"}
+    # Both keys: kubernetes 36+ reads BearerToken, 30-35 authorization.
+    assert config.api_key == {"BearerToken": "token-1", "authorization": "token-1"}
+    assert config.api_key_prefix == {"BearerToken": "Bearer", "authorization": "Bearer"}
     now[0] += 3600 - 301  # still 301 s left: keep it
     refresher(config)
     assert config.api_key["BearerToken"] == "token-1"

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError, ObjectNotFoundError, StoreError
+from ..errors import ConfigError, ObjectNotFoundError, StoreAccessError, StoreError
 from ..ports.store import Buffer
 
 if TYPE_CHECKING:
@@ -703,7 +703,7 @@ class BlobStore:
             pass
         except HttpResponseError as exc:
             if exc.status_code == 403:
-                raise StoreError(
+                raise StoreAccessError(
                     f"container {self.container!r} does not exist in {self.account_url} and "
                     f"this identity may not create it ({_code(exc)}). Grant it {ROLE} on "
                     f"{self._account_scope()} (or create the container, e.g. with `aksrun admin "
@@ -764,7 +764,7 @@ class BlobStore:
             raise self._failure(key, action, exc) from None
         except ClientAuthenticationError as exc:
             if getattr(exc, "response", None) is None:  # from the credential, not the service
-                raise StoreError(_credential_message(self.account_url, exc)) from None
+                raise StoreAccessError(_credential_message(self.account_url, exc)) from None
             raise self._failure(key, action, exc) from None
         except HttpResponseError as exc:
             raise self._failure(key, action, exc) from None
@@ -780,14 +780,14 @@ class BlobStore:
         code = _code(exc)
         status = getattr(exc, "status_code", None)
         if code in ("AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch"):
-            return StoreError(
+            return StoreAccessError(
                 f"not allowed to {action} {key!r} in {self._where()} ({code}): the identity "
                 f"(or SAS) in use lacks permission there. Grant it {ROLE} on "
                 f"{self._container_scope()} (`aksrun admin add-user` does this), then retry; "
                 "role assignments take a few minutes to apply."
             )
         if status == 403 and self._credential is None:
-            return StoreError(
+            return StoreAccessError(
                 f"the storage account refused to {action} {key!r} in {self._where()} "
                 f"({code or status}): the account key, SAS or connection string was rejected, "
                 "or the account blocks this network or shared-key access. Check "
@@ -795,7 +795,7 @@ class BlobStore:
                 f"(then {ROLE} on {self._container_scope()} is needed)."
             )
         if status in (401, 403):
-            return StoreError(
+            return StoreAccessError(
                 f"the storage account refused the Azure token to {action} {key!r} in "
                 f"{self._where()} ({code or status}): the account may block this network "
                 "(firewall or private endpoint only), or the token is for another tenant "

@@ -291,6 +291,10 @@ def _env(
         "AKSRUN_JOB_ID": request.job_id,
         "AKSRUN_JOB_DIGEST": request.job_digest,
         "AKSRUN_TERMINATION_LOG": TERMINATION_LOG,
+        # DefaultAzureCredential in the pod tries workload identity only: without the
+        # webhook's injection it fails with the reason instead of falling through to the
+        # node's managed identity (IMDS), i.e. signing in as the kubelet.
+        "AZURE_TOKEN_CREDENTIALS": "WorkloadIdentityCredential",
     }
     values = {**pointers, "HOME": HOME_DIR, "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1"}
     for layer in (options.env or {}, request.env or {}, extra_env, storage_env):

@@ -21,6 +21,12 @@ NODE_TYPE_ALIASES = {
 _VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = ("AKSRUN_", "JOB_COMPLETION_INDEX")
+# Set in the pod by workload identity (and aksrun): another value would sign the pod in as
+# someone else, or through the node's identity.
+_IDENTITY_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
+                 "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "AZURE_CLIENT_SECRET",
+                 "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+                 "AZURE_USERNAME", "AZURE_PASSWORD", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
 _REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-\[\], ]*([<>=!~;@ ].*)?$")
 
 
@@ -130,6 +136,11 @@ def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
             )
         if key.startswith(_RESERVED_ENV):
             raise ConfigError(f"env key {key!r} is reserved for aksrun itself; rename it.")
+        if key in _IDENTITY_ENV:
+            raise ConfigError(
+                f"env key {key!r} would change who the pod signs in as; pods sign in with "
+                "their namespace's workload identity. Give that identity the access instead "
+                "(a role assignment), or pass the value under another name.")
         if not isinstance(value, str):
             raise ConfigError(
                 f"env[{key!r}]={value!r} is not a string; environment values are text, "

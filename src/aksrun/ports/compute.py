@@ -20,10 +20,13 @@ EXIT_VERSION = 11
 EXIT_USAGE = 12
 EXIT_STORE = 13
 EXIT_TIMEOUT = 14
-FATAL_EXIT_CODES = (EXIT_INTEGRITY, EXIT_VERSION, EXIT_USAGE)
+# The pod's identity can't sign in or may not use the store: no retry can fix it.
+EXIT_ACCESS = 15
+FATAL_EXIT_CODES = (EXIT_INTEGRITY, EXIT_VERSION, EXIT_USAGE, EXIT_ACCESS)
 # What each of the runner's own exit codes means, as the reason every adapter reports.
 EXIT_REASONS = {EXIT_INTEGRITY: "IntegrityError", EXIT_VERSION: "VersionMismatch",
-                EXIT_USAGE: "RunnerUsage", EXIT_TIMEOUT: "DeadlineExceeded"}
+                EXIT_USAGE: "RunnerUsage", EXIT_TIMEOUT: "DeadlineExceeded",
+                EXIT_ACCESS: "StoreAccessDenied"}
 
 
 @dataclasses.dataclass(frozen=True)

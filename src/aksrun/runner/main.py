@@ -28,11 +28,24 @@ from ..errors import (
     IntegrityError,
     JobFailedError,
     SerializationError,
+    StoreAccessError,
     VersionMismatchError,
 )
-from ..ports.compute import EXIT_INTEGRITY, EXIT_STORE, EXIT_TIMEOUT, EXIT_USAGE, EXIT_VERSION
+from ..ports.compute import (
+    EXIT_ACCESS,
+    EXIT_INTEGRITY,
+    EXIT_STORE,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    EXIT_VERSION,
+)
 
 HARD_TIMEOUT_GRACE = 5.0
+# What to check when the pod's identity is refused (`aksrun doctor` checks each of these).
+ACCESS_HINT = ("In the pod: the service account needs the azure.workload.identity/client-id "
+               "annotation of an identity federated to it, and that identity Storage Blob Data "
+               "Contributor on the container (`aksrun admin add-user` sets both up; `aksrun "
+               "doctor` says which is missing).")
 # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM. Kept out of the Job's
 # podFailurePolicy exit-code rules: a stopped task is retried (an eviction carries the
 # DisruptionTarget condition, so that retry isn't even counted).
@@ -73,6 +86,8 @@ def _run_task(termination: _Termination) -> int:
 
         store = open_store(store_url)
         raw = store.get(jobmod.record_key(job_id))
+    except StoreAccessError as exc:
+        return _fail(termination, EXIT_ACCESS, "StoreAccessDenied", f"{exc} {ACCESS_HINT}")
     except Exception as exc:
         return _fail(termination, EXIT_STORE, "StoreError", f"{type(exc).__name__}: {exc}")
     try:
