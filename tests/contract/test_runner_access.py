@@ -54,3 +54,29 @@ def test_pods_try_workload_identity_only():
     assert env["AZURE_TOKEN_CREDENTIALS"] == "WorkloadIdentityCredential"
     fail_job = [r for r in job["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
     assert EXIT_ACCESS in fail_job[0]["onExitCodes"]["values"]
+
+
+def test_the_cluster_token_comes_from_the_clusters_tenant(workload_identity_env, tmp_path):
+    """kubelogin's --tenant-id is honoured (issue 11, item 15): a guest user's home tenant
+    would get a token the cluster refuses. Real DefaultAzureCredential, fake Entra."""
+    import yaml
+
+    from aksrun.adapters.azure.kubeconfig import AKS_SERVER_APP_ID, load_kubernetes_client
+
+    cluster_tenant = "99999999-8888-7777-6666-555555555555"
+    assert workload_identity_env.env["AZURE_TENANT_ID"] != cluster_tenant
+    document = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "aks",
+        "clusters": [{"name": "aks", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "aks", "context": {"cluster": "aks", "user": "u"}}],
+        "users": [{"name": "u", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin",
+            "args": ["get-token", "--server-id", AKS_SERVER_APP_ID, "--tenant-id",
+                     cluster_tenant, "--login", "azurecli"]}}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    load_kubernetes_client(path)  # gets the first token at once
+    last = workload_identity_env.entra.requests[-1]
+    assert last.accepted and last.tenant == cluster_tenant
+    assert last.scope == f"{AKS_SERVER_APP_ID}/.default"

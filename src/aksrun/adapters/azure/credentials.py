@@ -27,10 +27,15 @@ DEFAULT_CHAIN = (
 _MAX_REASON = 240
 
 
-def default_credential() -> TokenCredential:
-    """A new `DefaultAzureCredential`. Keep and reuse it: it caches tokens."""
+def default_credential(allowed_tenants: list[str] | None = None) -> TokenCredential:
+    """A new `DefaultAzureCredential`. Keep and reuse it: it caches tokens.
+
+    `allowed_tenants`: tenants besides the signed-in one it may get tokens for (an AKS
+    cluster in another tenant, for a guest user); azure-identity refuses them otherwise."""
     from azure.identity import DefaultAzureCredential
 
+    if allowed_tenants:
+        return DefaultAzureCredential(additionally_allowed_tenants=list(allowed_tenants))
     return DefaultAzureCredential()
 
 

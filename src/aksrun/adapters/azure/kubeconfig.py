@@ -163,8 +163,12 @@ class EntraTokenRefresher:
         scope: str = AKS_SCOPE,
         margin: float = REFRESH_MARGIN_SECONDS,
         clock: Callable[[], float] = time.time,
+        tenant_id: str | None = None,
     ) -> None:
         self.credential, self.scope, self.margin, self.clock = credential, scope, margin, clock
+        # The cluster's tenant (kubelogin's --tenant-id): a guest or multi-tenant user's home
+        # tenant would issue a token the cluster refuses (401).
+        self.tenant_id = tenant_id
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_on = 0.0
@@ -175,7 +179,8 @@ class EntraTokenRefresher:
                 from azure.core.exceptions import ClientAuthenticationError
 
                 try:
-                    access = self.credential.get_token(self.scope)
+                    kwargs = {"tenant_id": self.tenant_id} if self.tenant_id else {}
+                    access = self.credential.get_token(self.scope, **kwargs)
                 except ClientAuthenticationError as exc:
                     raise AksrunError(explain_auth_error(exc)) from exc
                 self._token, self._expires_on = access.token, float(access.expires_on)
@@ -255,10 +260,33 @@ def load_kubernetes_client(
         )
     except ConfigException as exc:
         raise ConfigError(f"kubeconfig {path} is not usable: {exc}") from exc
-    EntraTokenRefresher(credential or default_credential(), f"{server_id}/.default").install(
+    tenant = entra_tenant_id(user)
+    if credential is None:
+        credential = default_credential(allowed_tenants=[tenant] if tenant else None)
+    EntraTokenRefresher(credential, f"{server_id}/.default", tenant_id=tenant).install(
         configuration
     )
     return ApiClient(configuration=configuration)
+
+
+def entra_tenant_id(user: Mapping[str, Any] | None) -> str | None:
+    """The tenant the kubeconfig's Entra user signs in to (kubelogin's --tenant-id, or the
+    legacy auth-provider's tenant-id)."""
+    if not user:
+        return None
+    exec_ = user.get("exec")
+    if isinstance(exec_, Mapping) and _is_kubelogin(exec_.get("command")):
+        args = [str(a) for a in exec_.get("args") or []]
+        for i, arg in enumerate(args):
+            if arg in ("--tenant-id", "-t") and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith("--tenant-id="):
+                return arg.split("=", 1)[1]
+        return None
+    provider = user.get("auth-provider")
+    if isinstance(provider, Mapping) and provider.get("name") == "azure":
+        return (provider.get("config") or {}).get("tenant-id") or None
+    return None
 
 
 def entra_server_id(user: Mapping[str, Any] | None) -> str | None:
