@@ -173,6 +173,9 @@ def use_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     image: str = request.getfixturevalue("runner_image")
     azurite = request.getfixturevalue("azurite")
     tmp = request.getfixturevalue("tmp_path")
+    # Tests watch a remote call's side effects in their tmp_path, as on the local backend;
+    # the pods run as uid 1000 in the real image.
+    pod_writable(tmp)
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     container = f"k8s-{uuid.uuid4().hex[:12]}"
     person = cluster.add_user_namespace(namespace, USER, tmp / "kubeconfig")

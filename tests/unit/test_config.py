@@ -9,6 +9,10 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("AKSRUN_USER", "AKSRUN_HOME", "AKSRUN_DOTENV"):
         monkeypatch.delenv(name, raising=False)
+    # A person's login name (these machines run as root, which many people share).
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "ada")
     return tmp_path
 
 
@@ -114,3 +118,30 @@ def test_pending_timeout_is_a_duration_named_by_its_source(project, monkeypatch)
     monkeypatch.setenv("AKSRUN_PENDING_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="AKSRUN_PENDING_TIMEOUT"):
         load_config(cwd=str(project))
+
+
+def test_shared_login_names_are_not_a_user_on_a_cluster(monkeypatch, tmp_path):
+    """JupyterHub's jovyan, a dev container's vscode, CI's runner: on a cluster everyone would
+    share one namespace (issue 11, item 17). Locally it does no harm."""
+    import getpass
+
+    import pytest as _pytest
+
+    from aksrun.core.config import load_config as _load
+    from aksrun.errors import ConfigError as _ConfigError
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "jovyan")
+    monkeypatch.delenv("AKSRUN_USER", raising=False)
+    assert _load({"backend": "local"}, cwd=str(tmp_path)).user == "jovyan"
+    with _pytest.raises(_ConfigError, match="AKSRUN_USER"):
+        _load({"backend": "kubernetes"}, cwd=str(tmp_path))
+    assert _load({"backend": "kubernetes", "user": "alice"}, cwd=str(tmp_path)).user == "alice"
+
+
+def test_user_slugs_never_hold_a_double_dash(tmp_path):
+    from aksrun.core.config import load_config as _load
+    from aksrun.core.naming import check_user
+
+    for raw, slug in (("a.-b", "a-b"), ("Anne--Marie", "anne-marie"), ("x" * 39 + "-y", "x" * 39)):
+        got = _load({"user": raw}, cwd=str(tmp_path)).user
+        assert got == slug and check_user(got) == got

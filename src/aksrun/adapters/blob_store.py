@@ -705,9 +705,9 @@ class BlobStore:
             if exc.status_code == 403:
                 raise StoreAccessError(
                     f"container {self.container!r} does not exist in {self.account_url} and "
-                    f"this identity may not create it ({_code(exc)}). Grant it {ROLE} on "
-                    f"{self._account_scope()} (or create the container, e.g. with `aksrun admin "
-                    "add-user`), then retry."
+                    f"this identity may not create it ({_code(exc)}). Ask your admin to run "
+                    "`aksrun admin add-user <you>`, which creates it with access for you and "
+                    "your pods only (check AKSRUN_STORE names your container), then retry."
                 ) from None
             raise
         self._container_known = True

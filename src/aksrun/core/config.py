@@ -20,6 +20,10 @@ from ..errors import ConfigError
 from .quantities import parse_duration
 
 BACKENDS = ("local", "kubernetes", "aks")
+# Login names that stand for a machine or a product, not a person (JupyterHub, dev
+# containers, Codespaces, CI runners, cloud images).
+SHARED_ACCOUNTS = frozenset({"jovyan", "root", "vscode", "codespace", "node", "runner",
+                             "user", "ubuntu", "azureuser", "admin", "docker", "app"})
 
 # field -> environment variable
 ENV_NAMES = {
@@ -258,8 +262,21 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
             raise ConfigError(f"pending_timeout (from {where('pending_timeout')}) must be "
                               'longer than zero, e.g. AKSRUN_PENDING_TIMEOUT="30m".')
 
-    user = values.get("user") or _default_user()
-    slugged = re.sub(r"[^a-z0-9-]+", "-", str(user).lower()).strip("-")[:40]
+    user = values.get("user")
+    if not user:
+        user = _default_user()
+        # The user names the default namespace and container: a shared login name would
+        # put everyone's jobs together (unless both are given explicitly).
+        shared = user in SHARED_ACCOUNTS and not (values.get("namespace")
+                                                  and values.get("store"))
+        if backend != "local" and shared and _cluster_settings_complete(backend, values):
+            raise ConfigError(
+                f"the login name here is {user!r}, which many people share (notebook servers, "
+                "dev containers, CI): on a cluster it would put everyone's jobs in one "
+                "namespace. Set AKSRUN_USER to your own short name, e.g. AKSRUN_USER=alice "
+                "(your admin's `aksrun admin add-user` name).")
+    slugged = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", str(user).lower()))
+    slugged = slugged.strip("-")[:40].strip("-")
     if not slugged:
         raise ConfigError(
             f"user {user!r} (from {where('user')}) has no letters or digits; "
@@ -310,6 +327,12 @@ _TEXT_FIELDS = {"backend", "home", "store", "user", "namespace", "image", "servi
                 "registry_resource_group", "registry_login_server", "registry_audience",
                 "arm_endpoint", "arm_audience", "base_image", "pip_index_url",
                 "pip_extra_index_url"}
+
+
+def _cluster_settings_complete(backend: str, values: dict[str, Any]) -> bool:
+    """Whether the AKS settings are all there (else their own error, which comes first)."""
+    return backend != "aks" or all(values.get(f) for f in
+                                   ("subscription_id", "resource_group", "cluster_name"))
 
 
 def _default_user() -> str:
