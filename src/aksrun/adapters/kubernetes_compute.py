@@ -32,7 +32,8 @@ NO_IMAGE = ("no runner image configured: set AKSRUN_IMAGE to an image with aksru
             "or AZURE_CONTAINER_REGISTRY to the Azure Container Registry aksrun builds its "
             "images in (e.g. AZURE_CONTAINER_REGISTRY=myacr).")
 FAILED_CREATE_LIMIT = 2
-PULL_PATIENCE = 300.0  # the Job controller's failures to create a pod before aksrun gives up
+PULL_PATIENCE = 300.0
+PAGE_SIZE = 500  # the Job controller's failures to create a pod before aksrun gives up
 
 
 class KubernetesCompute:
@@ -57,6 +58,7 @@ class KubernetesCompute:
         self.pending_timeout = pending_timeout
         # How long transient image-pull failures (429, timeouts) may last before a job fails.
         self.pull_patience = PULL_PATIENCE
+        self.page_size = PAGE_SIZE  # objects per list request (the API server pages them)
         self._nodes: tuple[float, list[dict[str, Any]] | None] = (0.0, None)
         self._verdicts: dict[str, list[str]] = {}  # pod shape -> misfits on the listed nodes
 
@@ -226,7 +228,8 @@ class KubernetesCompute:
         selector = f"batch.kubernetes.io/job-name={job_id}"
         if index is not None:
             selector += f",{kev.INDEX_LABEL}={index}"
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        pods = _list_all(self.core.list_namespaced_pod, self.namespace, self.page_size,
+                         label_selector=selector)
         items = [self.api_client.sanitize_for_serialization(p) for p in pods]
         return sorted(items, key=lambda p: p["metadata"].get("creationTimestamp") or "")
 
@@ -235,13 +238,13 @@ class KubernetesCompute:
         return _job_status(job, _calls_raised(self._pods(handle.job_id)))
 
     def list(self) -> list[JobStatus]:
-        """Two requests whatever the number of jobs: the Jobs, and their pods (whose
-        termination messages count the calls that raised)."""
+        """Two lists whatever the number of jobs (a request per page of 500): the Jobs, and
+        their pods (whose termination messages count the calls that raised)."""
         sanitize = self.api_client.sanitize_for_serialization
-        jobs = self.batch.list_namespaced_job(self.namespace,
-                                              label_selector=manifest.managed_selector()).items
-        pods = self.core.list_namespaced_pod(self.namespace,
-                                             label_selector=manifest.LABEL_JOB_ID).items
+        jobs = _list_all(self.batch.list_namespaced_job, self.namespace, self.page_size,
+                         label_selector=manifest.managed_selector())
+        pods = _list_all(self.core.list_namespaced_pod, self.namespace, self.page_size,
+                         label_selector=manifest.LABEL_JOB_ID)
         by_job: dict[str, list[dict[str, Any]]] = {}
         for pod in pods:
             data = sanitize(pod)
@@ -288,7 +291,11 @@ class _Tracker:
         self.backoff_limit: int | None = None
         self.unschedulable: dict[str, float] = {}  # pod name -> first seen
         self.scale_up: dict[str, str] = {}  # pod name -> autoscaler's verdict
+        # Pods not yet finished (finished ones are dropped: a long map's tracker stays small),
+        # and the few that need watching on every tick: pulls failing, pods unschedulable.
         self.pods: dict[str, dict[str, Any]] = {}
+        self.running: set[str] = set()
+        self.pull_failed: dict[str, tuple[dict[str, Any], tuple[str, str]]] = {}
         self.job_seen = False
         self.failed_creates: dict[str, int] = {}  # FailedCreate event name -> its count
         self.pulling: dict[str, float] = {}  # pod name -> first transient pull failure seen
@@ -350,12 +357,17 @@ class _Tracker:
             # Stopped by a cancel or by the controller: not a failure of the task. A disrupted
             # pod (the Eviction API, preemption, a drained node) is deleted too, with the
             # DisruptionTarget condition: it is reported, and Kubernetes retries it.
+            self._forget(name)
             return
-        if index is None or kind == "DELETED":
-            self.unschedulable.pop(name, None)
-            return
-        self.pods[name] = pod
         phase = (pod.get("status") or {}).get("phase")
+        if index is None or kind == "DELETED" or phase in ("Succeeded", "Failed"):
+            self._forget(name)
+        else:
+            self.pods[name] = pod
+            self._note_pull(name, pod)
+            (self.running.add if phase == "Running" else self.running.discard)(name)
+        if index is None or kind == "DELETED":
+            return
         if kev.unschedulable_message(pod):
             self.unschedulable.setdefault(name, time.monotonic())
         else:
@@ -423,33 +435,44 @@ class _Tracker:
         for pod in self.compute._pods(self.handle.job_id):
             yield from self._on_pod("LISTED", pod)
 
+    def _forget(self, name: str) -> None:
+        for table in (self.pods, self.unschedulable, self.pulling, self.pull_failed):
+            table.pop(name, None)
+        self.running.discard(name)
+
+    def _note_pull(self, name: str, pod: dict[str, Any]) -> None:
+        pulled = kev.pull_failure(pod)
+        if pulled:
+            self.pull_failed[name] = (pod, pulled)
+        else:
+            self.pull_failed.pop(name, None)
+            self.pulling.pop(name, None)
+
     def _fail_fast(self) -> TaskEvent | None:
-        for name, pod in self.pods.items():
-            pulled = kev.pull_failure(pod)
-            if not pulled:
-                self.pulling.pop(name, None)
-            elif kev.permanent_pull_failure(*pulled):
-                image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
+        """Work in proportion to the pods in trouble, not to the job's size."""
+        for name, (pod, pulled) in list(self.pull_failed.items()):
+            image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
+            if kev.permanent_pull_failure(*pulled):
                 return TaskEvent(
                     "job_failed", kev.pod_index(pod), reason=pulled[0],
                     message=f"the image {image} could not be pulled ({pulled[0]}): "
                     f"{pulled[1]}. Check AKSRUN_IMAGE and that the cluster may pull from the "
                     "registry (AcrPull).",
                 )
-            else:
-                # Throttling, timeouts, a registry hiccup: the kubelet retries with back-off;
-                # fail only when that hasn't worked for a while.
-                since = self.pulling.setdefault(name, time.monotonic())
-                if time.monotonic() - since > self.compute.pull_patience:
-                    image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
-                    return TaskEvent(
-                        "job_failed", kev.pod_index(pod), reason=pulled[0],
-                        message=f"the image {image} could not be pulled for "
-                        f"{self.compute.pull_patience:.0f} s of retries ({pulled[0]}): "
-                        f"{pulled[1]}. The registry may be throttling or unreachable from the "
-                        "nodes; try again later, or check the cluster's network to it.",
-                    )
-            if name in self.unschedulable:
+            # Throttling, timeouts, a registry hiccup: the kubelet retries with back-off;
+            # fail only when that hasn't worked for a while.
+            since = self.pulling.setdefault(name, time.monotonic())
+            if time.monotonic() - since > self.compute.pull_patience:
+                return TaskEvent(
+                    "job_failed", kev.pod_index(pod), reason=pulled[0],
+                    message=f"the image {image} could not be pulled for "
+                    f"{self.compute.pull_patience:.0f} s of retries ({pulled[0]}): "
+                    f"{pulled[1]}. The registry may be throttling or unreachable from the "
+                    "nodes; try again later, or check the cluster's network to it.",
+                )
+        for name in list(self.unschedulable):
+            pod = self.pods.get(name)
+            if pod is not None:
                 failure = self._unschedulable(name, pod)
                 if failure is not None:
                     return failure
@@ -485,7 +508,21 @@ class _Tracker:
             "AKSRUN_PENDING_TIMEOUT, lower cpu=/memory=/max_parallel=, or ask for more nodes.")
 
     def _running(self) -> bool:
-        return any((p.get("status") or {}).get("phase") == "Running" for p in self.pods.values())
+        return bool(self.running)
+
+
+def _list_all(call: Callable[..., Any], namespace: str, page_size: int,
+              **kwargs: Any) -> list[Any]:
+    """Every object of a list, a page at a time: one huge response would hold the API server
+    (and this client) up, and big namespaces hit the server's response limits."""
+    items: list[Any] = []
+    token = None
+    while True:
+        page = call(namespace, limit=page_size, _continue=token, **kwargs)
+        items.extend(page.items)
+        token = page.metadata._continue if page.metadata is not None else None
+        if not token:
+            return items
 
 
 def _calls_raised(pods: list[dict[str, Any]]) -> int:
