@@ -452,3 +452,22 @@ def test_module_is_pure_to_import():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_deadline_backstop_outlasts_a_cluster_that_runs_one_pod_at_a_time():
+    """activeDeadlineSeconds must not end a healthy job that merely waits its turn (issue 11,
+    item 7): 100 one-minute tasks on room for one pod, each retried, plus the pending time."""
+    from kubernetes import client
+
+    from aksrun.adapters.kubernetes_compute import KubernetesCompute
+    from aksrun.core.lifecycle import INFRA_RETRIES, plan_job
+
+    options = make_options(timeout="60s", retries=1)
+    plan = plan_job(lambda x: x, [((i,), {}) for i in range(100)], options, kind="map",
+                    store_url="file:///tmp/s", user="u", backend="kubernetes", parallel=100,
+                    chunksize=1)
+    compute = KubernetesCompute(client.ApiClient(), "ns", image="r.io/x:1",
+                                pending_timeout=1800)
+    deadline = compute.job_manifest(plan.request)["spec"]["activeDeadlineSeconds"]
+    serial = 100 * 60 * (1 + 1) * (INFRA_RETRIES + 1)  # every attempt, one after another
+    assert deadline >= serial + 1800

@@ -143,6 +143,9 @@ class KubernetesCompute:
     # --- launching -------------------------------------------------------------------------
 
     def job_manifest(self, request: LaunchRequest) -> dict[str, Any]:
+        if request.deadline_seconds is not None:  # pods may wait this long for capacity too
+            request = dataclasses.replace(
+                request, deadline_seconds=request.deadline_seconds + self.pending_timeout)
         return render_job(request, namespace=self.namespace, image=self.image_of(request.options),
                           service_account=self.service_account, storage_env=self.storage_env)
 

@@ -271,8 +271,8 @@ def plan_job(
         chunksize=chunksize,
         options=options,
         user=user,
-        backoff_limit_per_index=3,
-        deadline_seconds=_deadline(options, len(chunks), chunksize, parallel),
+        backoff_limit_per_index=INFRA_RETRIES,
+        deadline_seconds=_deadline(options, len(chunks), chunksize),
         env=dict(options.env),
     )
     return JobPlan(function, tuple(inputs), record, raw, request)
@@ -325,13 +325,21 @@ def _default_parallelism(compute: Compute) -> int:
     return getattr(compute, "max_parallel", None) or 1
 
 
-def _deadline(options: FunctionOptions, tasks: int, chunksize: int, parallel: int) -> float | None:
-    """A backstop for the whole job (Kubernetes activeDeadlineSeconds): the per-call timeout
-    already stops each call; this only ends a job that is stuck outside any call."""
+INFRA_RETRIES = 3  # a task's retries after infrastructure faults (backoffLimitPerIndex)
+TASK_OVERHEAD = 300.0  # per attempt: an image pull on a new node, start-up, store I/O
+
+
+def _deadline(options: FunctionOptions, tasks: int, chunksize: int) -> float | None:
+    """A backstop for the whole job (Kubernetes activeDeadlineSeconds), counting the worst
+    case that can still be healthy: every task one after another (a cluster with room for one
+    pod), each through all its retries, with a node start per attempt. The per-call timeout
+    stops each call and the client's pending timeout a job that can't start; this only ends a
+    job stuck outside any call, and must never end one that is merely queued. The compute adds
+    its pending timeout (the time a pod may wait for capacity) on top."""
     if options.timeout is None:
         return None
-    waves = math.ceil(tasks / max(1, parallel))
-    return waves * chunksize * options.timeout * (options.retries + 1) + 600
+    attempt = chunksize * options.timeout * (options.retries + 1) + TASK_OVERHEAD
+    return tasks * (INFRA_RETRIES + 1) * attempt
 
 
 class JobRun:
