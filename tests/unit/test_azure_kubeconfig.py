@@ -523,3 +523,22 @@ def test_explain_unavailable_lists_the_chain():
     assert "Reason: nothing configured" in text
     assert "DefaultAzureCredential tries, in order" in text
     assert "WorkloadIdentityCredential" in text and "AzureCliCredential (az login)" in text
+
+
+def test_server_fqdn_asks_arm_for_that_address(monkeypatch, tmp_path):
+    """AKSRUN_SERVER_FQDN=public: a private cluster's public FQDN (issue 11, item 16)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from aksrun.core.config import load_config
+    from aksrun.errors import ConfigError
+
+    kubeconfig = yaml.safe_dump(aks_kubeconfig()).encode()
+    client, transport = arm_client(200, {"kubeconfigs": [
+        {"name": "clusterUser", "value": base64.b64encode(kubeconfig).decode()}]})
+    config = load_config({"server_fqdn": "Public"}, cwd=str(tmp_path))
+    azkube.fetch_kubeconfig(SUBSCRIPTION, "rg", "aks", client=client,
+                            server_fqdn=config.server_fqdn)
+    query = parse_qs(urlsplit(transport.requests[-1].url).query)
+    assert query["server-fqdn"] == ["public"]
+    with pytest.raises(ConfigError, match="public or private"):
+        load_config({"server_fqdn": "internal"}, cwd=str(tmp_path))

@@ -126,7 +126,8 @@ class KubernetesCompute:
             from .azure.kubeconfig import fetch_kubeconfig, write_private_kubeconfig
 
             data = fetch_kubeconfig(config.subscription_id, config.resource_group,
-                                    config.cluster_name)
+                                    config.cluster_name, server_fqdn=config.server_fqdn,
+                                    config=config)
             api_client = load_kubernetes_client(write_private_kubeconfig(data))
         else:
             path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -191,8 +192,9 @@ class KubernetesCompute:
         return (f"{doing}: cannot reach the Kubernetes API server at "
                 f"{self.api_client.configuration.host} ({reason}). If the cluster is private "
                 "(an AKS private cluster, or API server VNet integration), connect from inside "
-                "its network: a VPN, a peered VNet or a jump host. Otherwise check KUBECONFIG "
-                "and that the cluster is running.")
+                "its network: a VPN, a peered VNet or a jump host; a private cluster with a "
+                "public FQDN is reachable from outside with AKSRUN_SERVER_FQDN=public. "
+                "Otherwise check KUBECONFIG and that the cluster is running.")
 
     # --- watching --------------------------------------------------------------------------
 

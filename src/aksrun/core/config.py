@@ -52,6 +52,7 @@ ENV_NAMES = {
     "pip_extra_index_url": "AKSRUN_PIP_EXTRA_INDEX_URL",
     "build_timeout": "AKSRUN_BUILD_TIMEOUT",
     "pending_timeout": "AKSRUN_PENDING_TIMEOUT",
+    "server_fqdn": "AKSRUN_SERVER_FQDN",
 }
 
 
@@ -91,6 +92,9 @@ class Config:
     # How long a Kubernetes job may wait for capacity with none of its pods running before
     # it is failed (seconds). Long: queues, scale-ups and GPU nodes from zero take minutes.
     pending_timeout: float = 1800.0
+    # Which API server address the AKS kubeconfig names: "public" for a private cluster with
+    # a public FQDN reached from outside its network, "private" from inside (VPN, peering).
+    server_fqdn: str | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -232,6 +236,13 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
             ) from None
         values["max_parallel"] = number
 
+    if values.get("server_fqdn") is not None:
+        fqdn = str(values["server_fqdn"]).strip().lower()
+        if fqdn not in ("public", "private"):
+            raise ConfigError(f"server_fqdn {values['server_fqdn']!r} (from "
+                              f"{where('server_fqdn')}) is not valid; use public or private.")
+        values["server_fqdn"] = fqdn
+
     if values.get("build_timeout") is not None:
         try:
             timeout = parse_duration(values["build_timeout"], "build_timeout")
@@ -326,7 +337,7 @@ _TEXT_FIELDS = {"backend", "home", "store", "user", "namespace", "image", "servi
                 "subscription_id", "resource_group", "cluster_name", "registry",
                 "registry_resource_group", "registry_login_server", "registry_audience",
                 "arm_endpoint", "arm_audience", "base_image", "pip_index_url",
-                "pip_extra_index_url"}
+                "pip_extra_index_url", "server_fqdn"}
 
 
 def _cluster_settings_complete(backend: str, values: dict[str, Any]) -> bool:

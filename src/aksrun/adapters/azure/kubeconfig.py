@@ -48,8 +48,14 @@ def fetch_kubeconfig(
     credential: TokenCredential | None = None,
     *,
     client: Any = None,
+    server_fqdn: str | None = None,
+    config: Any = None,
 ) -> bytes:
     """The cluster-user kubeconfig of an AKS cluster, from ARM.
+
+    `server_fqdn` ("public" or "private"): which API server address a private cluster's
+    kubeconfig names (a private cluster with a public FQDN is reachable from outside its
+    network by the public one). `config` points ARM at sovereign clouds / private links.
 
     Errors name what to fix: a wrong cluster / resource group / subscription, the missing
     role assignment, or the Azure sign-in.
@@ -63,7 +69,12 @@ def fetch_kubeconfig(
     if client is None:
         from azure.mgmt.containerservice import ContainerServiceClient
 
-        client = ContainerServiceClient(credential or default_credential(), subscription_id)
+        if config is not None:
+            from .arm import management_client
+
+            client = management_client(ContainerServiceClient, config, credential)
+        else:
+            client = ContainerServiceClient(credential or default_credential(), subscription_id)
     where = (
         f"AKS cluster {cluster_name!r} in resource group {resource_group!r} "
         f"of subscription {subscription_id}"
@@ -71,8 +82,9 @@ def fetch_kubeconfig(
     try:
         # format="exec": for Entra ID clusters, the kubelogin exec user (replaced on load);
         # ignored for clusters with local accounts.
+        extra = {"server_fqdn": server_fqdn} if server_fqdn else {}
         result = client.managed_clusters.list_cluster_user_credentials(
-            resource_group, cluster_name, format="exec"
+            resource_group, cluster_name, format="exec", **extra
         )
     except ClientAuthenticationError as exc:  # no credential, or Entra ID / ARM said 401
         raise AksrunError(explain_auth_error(exc)) from exc
