@@ -13,6 +13,7 @@ import io
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,30 @@ def management_client(arm: FakeArm, **kwargs: Any) -> ContainerRegistryManagemen
     return ContainerRegistryManagementClient(
         DefaultAzureCredential(), subscription, base_url=arm.endpoint, **kwargs
     )
+
+
+def arm_client(arm: FakeArm, client_cls: type, **kwargs: Any) -> Any:
+    """Any `*ManagementClient` as aksrun builds it, polling LROs every 50 ms unless the fake
+    sends Retry-After (the SDK's default interval is 30 s)."""
+    kwargs.setdefault("credential_scopes", arm.credential_scopes)
+    kwargs.setdefault("polling_interval", 0.05)
+    subscription = kwargs.pop("subscription", SUBSCRIPTION)
+    return client_cls(DefaultAzureCredential(), subscription, base_url=arm.endpoint, **kwargs)
+
+
+def caller_object_id(client_id: str) -> str:
+    """The `oid` the session's fake Entra puts in the test identity's tokens."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, client_id))
+
+
+def rg_scope(subscription: str = SUBSCRIPTION, group: str = RESOURCE_GROUP) -> str:
+    return f"/subscriptions/{subscription}/resourceGroups/{group}"
+
+
+def error_code(exc: BaseException) -> str | None:
+    """ARM's error code of an HttpResponseError."""
+    error = getattr(exc, "error", None)
+    return getattr(error, "code", None)
 
 
 def tasks_client(arm: FakeArm, **kwargs: Any) -> ContainerRegistryManagementClient:

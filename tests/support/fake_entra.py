@@ -6,11 +6,21 @@ the workload-identity path exactly as in an AKS pod: it posts the federated toke
 assertion to `/<tenant>/oauth2/v2.0/token`. We answer with an unsigned but well-formed JWT
 that Azurite's `--oauth basic` mode accepts (it checks `iat`/`nbf`/`exp`, `iss`, `aud`, not
 the signature). Requests are counted so a test can prove that path was taken.
+
+Opt-in federation (`entra.federation = arm`, anything with `federation(client_id)` such as the
+fake ARM): for the client id of a user-assigned identity the fake ARM knows, the assertion
+must be a JWT (a real Kubernetes service-account token; the signature is not checked) whose
+`iss`, `sub` and one `aud` match a federated identity credential of that identity, written
+at least `arm.federation_delay` seconds ago; otherwise Entra's 400 AADSTS70021 ("No matching
+federated identity record found for presented assertion. ..."), as while a new credential
+propagates. The token then names the identity (`appid` its client id, `oid` its principal
+id). Other client ids keep the behaviour above.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import ssl
 import threading
@@ -19,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
@@ -38,9 +49,13 @@ class TokenRequest:
     accepted: bool
 
 
-def make_jwt(tenant: str, client_id: str, audience: str, lifetime: int = 3600) -> str:
+def make_jwt(
+    tenant: str, client_id: str, audience: str, lifetime: int = 3600,
+    object_id: str | None = None,
+) -> str:
     """An unsigned RS256-shaped JWT with the claims Azurite checks (and Entra would send)."""
     now = int(time.time())
+    oid = object_id or str(uuid.uuid5(uuid.NAMESPACE_URL, client_id))
     header = {"typ": "JWT", "alg": "RS256", "kid": "fake-entra"}
     claims = {
         "aud": audience,
@@ -50,8 +65,8 @@ def make_jwt(tenant: str, client_id: str, audience: str, lifetime: int = 3600) -
         "exp": now + lifetime,
         "appid": client_id,
         "azp": client_id,
-        "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
-        "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
+        "oid": oid,
+        "sub": oid,
         "tid": tenant,
         "ver": "1.0",
     }
@@ -74,6 +89,7 @@ class FakeEntra:
         self.client_id = client_id
         self.expected_assertion: str | None = None  # check the federated token when set
         self.rejected_clients: set[str] = set()  # answer these with invalid_client
+        self.federation: Any = None  # e.g. a FakeArm: check managed identities' assertions
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -164,6 +180,13 @@ class FakeEntra:
             self._send(handler, 404, {"error": "not_found", "error_description": path})
             return
         tenant, client_id, scope = parts[0], field("client_id"), field("scope")
+        federation = (
+            self.federation.federation(client_id)
+            if self.federation is not None and client_id else None
+        )
+        if federation is not None:
+            self._answer_federated(handler, tenant, client_id, scope, field, federation)
+            return
         problem = None
         if field("grant_type") != "client_credentials":
             problem = "unsupported_grant_type", f"grant_type {field('grant_type')!r}"
@@ -193,6 +216,53 @@ class FakeEntra:
             "access_token": make_jwt(tenant, client_id, audience),
         })
 
+    def _answer_federated(
+        self, handler: BaseHTTPRequestHandler, tenant: str, client_id: str, scope: str,
+        field: Any, federation: Any,
+    ) -> None:
+        """Workload identity's exchange for a managed identity the fake ARM knows."""
+        assertion = field("client_assertion").strip()
+        claims = _jwt_claims(assertion)
+        problem = None
+        if field("grant_type") != "client_credentials":
+            problem = "unsupported_grant_type", f"grant_type {field('grant_type')!r}"
+        elif field("client_assertion_type") != ASSERTION_TYPE or claims is None:
+            problem = ("invalid_request", "AADSTS50027: JWT token is invalid or malformed.")
+        elif float(claims.get("exp") or 0) <= time.time():
+            problem = ("invalid_client", "AADSTS700024: Client assertion is not within its "
+                       "valid time range.")
+        else:
+            audiences = claims.get("aud")
+            audiences = [audiences] if isinstance(audiences, str) else list(audiences or [])
+            verdict = federation.accepts(str(claims.get("iss")), str(claims.get("sub")),
+                                         audiences, time.time())
+            if verdict != "ok":
+                problem = ("invalid_request", (
+                    "AADSTS70021: No matching federated identity record found for presented "
+                    f"assertion. Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: "
+                    f"'{claims.get('sub')}'. Assertion Audience: '{','.join(audiences)}'. "
+                    "https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+                    f"workload-identity-federation\r\nTrace ID: {uuid.uuid4()}\r\n"
+                    f"Correlation ID: {uuid.uuid4()}\r\nTimestamp: "
+                    f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%SZ}"))
+        with self._lock:
+            self.requests.append(TokenRequest(
+                tenant, client_id, scope, field("grant_type"), assertion, problem is None,
+            ))
+        if problem is not None:
+            status = 401 if problem[0] == "invalid_client" else 400
+            body: dict[str, Any] = {"error": problem[0], "error_description": problem[1]}
+            if problem[1].startswith("AADSTS"):
+                body["error_codes"] = [int(problem[1][6:].split(":")[0])]
+            self._send(handler, status, body)
+            return
+        audience = scope.removesuffix("/.default") or STORAGE_AUDIENCE
+        self._send(handler, 200, {
+            "token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600,
+            "access_token": make_jwt(federation.tenant_id, client_id, audience,
+                                     object_id=federation.object_id),
+        })
+
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -201,6 +271,19 @@ class FakeEntra:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT, unverified (the signature of a service-account token is the
+    cluster's; this endpoint trusts it as the fake ARM trusts this one's)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _b64(obj: dict) -> str:

@@ -19,6 +19,19 @@ azure-cli `acr/build.py`, `_archive_utils.py`, `_stream_utils.py`):
 
 Subscriptions whose ACR Tasks are blocked (free/trial) get the real `TasksOperationsNotAllowed`
 on scheduleRun: `add_registry(..., tasks_allowed=False)`.
+
+Registries themselves, for `aksrun admin bootstrap`'s "found or created" and `teardown`:
+
+- `PUT registries/{name}` creates as the service does: 201 with provisioningState Creating
+  and an `Azure-AsyncOperation` header to `.../registries/{name}/operationStatuses/
+  registries-<guid>` (the shape quoted in ARM's 403s for
+  `Microsoft.ContainerRegistry/registries/operationStatuses/read`), Succeeded after
+  `arm.operation_delay`; a PUT on an existing registry updates tags and admin user (200).
+  Names are 5-50 alphanumerics and global: a name in use elsewhere (another subscription of
+  the fake, or `taken_names`) gets 409 AlreadyInUse ("The registry DNS name x.azurecr.io is
+  already in use. ...", the service's words);
+- `GET registries` (resource group and subscription lists), `DELETE` (200, 204 when absent),
+  `POST checkNameAvailability` on the subscription.
 """
 
 from __future__ import annotations
@@ -93,6 +106,9 @@ class Registry:
     tasks_allowed: bool = True
     run_prefix: str = "cb"
     created: dt.datetime = field(default_factory=lambda: _now())
+    tags: dict[str, str] = field(default_factory=dict)
+    admin_user_enabled: bool = False
+    provisioning_state: str = "Succeeded"
     container: str = field(default_factory=lambda: f"container-{uuid.uuid4().hex}")
     uploads: set[str] = field(default_factory=set)  # relativePaths handed out
     runs: dict[str, Run] = field(default_factory=dict)
@@ -113,7 +129,7 @@ class Registry:
             "name": self.name,
             "type": REGISTRY_TYPE,
             "location": self.location,
-            "tags": {},
+            "tags": dict(self.tags),
             "systemData": {
                 "createdBy": "fake-arm", "createdByType": "Application", "createdAt": created,
                 "lastModifiedBy": "fake-arm", "lastModifiedByType": "Application",
@@ -123,8 +139,8 @@ class Registry:
             "properties": {
                 "loginServer": self.login_server,
                 "creationDate": created,
-                "provisioningState": "Succeeded",
-                "adminUserEnabled": False,
+                "provisioningState": self.provisioning_state,
+                "adminUserEnabled": self.admin_user_enabled,
                 "policies": {
                     "quarantinePolicy": {"status": "disabled"},
                     "trustPolicy": {"type": "Notary", "status": "disabled"},
@@ -241,6 +257,8 @@ class ContainerRegistry(Provider):
     locations = LOCATIONS
     api_versions = {
         "registries": REGISTRY_API_VERSIONS,
+        "registries/operationStatuses": REGISTRY_API_VERSIONS,
+        "checkNameAvailability": REGISTRY_API_VERSIONS,
         "registries/listBuildSourceUploadUrl": TASKS_API_VERSIONS,
         "registries/scheduleRun": TASKS_API_VERSIONS,
         "registries/runs": TASKS_API_VERSIONS,
@@ -253,9 +271,16 @@ class ContainerRegistry(Provider):
         self._lock = threading.RLock()
         self._registries: dict[tuple[str, str, str], Registry] = {}
         self._closing = False
+        self.taken_names: set[str] = set()  # registry names held outside the fake
 
     def routes(self) -> list[Route]:
         return [
+            Route("POST", "checkNameAvailability", self.check_name),
+            Route("GET", "registries", self.list_registries),
+            Route("PUT", "registries/{registryName}", self.put_registry),
+            Route("DELETE", "registries/{registryName}", self.delete_registry),
+            Route("GET", "registries/{registryName}/operationStatuses/{operationId}",
+                  self.operation_status),
             Route("GET", "registries/{registryName}", self.get_registry),
             Route("POST", "registries/{registryName}/listBuildSourceUploadUrl", self.upload_url),
             Route("POST", "registries/{registryName}/scheduleRun", self.schedule_run),
@@ -302,6 +327,12 @@ class ContainerRegistry(Provider):
         with self._lock:
             return self._registries.get(_key(subscription_id, resource_group, name))
 
+    def resource_exists(self, resource_id: str, rest: list[str]) -> bool | None:
+        parts = resource_id.strip("/").split("/")
+        if len(rest) == 2 and rest[0].lower() == "registries":
+            return self.registry(parts[1], parts[3], rest[1]) is not None
+        return None
+
     def close(self) -> None:
         self._closing = True
         with self._lock:
@@ -317,6 +348,114 @@ class ContainerRegistry(Provider):
                     self.arm.storage.delete_container(registry.container)
                 except Exception:  # already gone, or Azurite stopped first
                     pass
+
+    # ---- registries ---------------------------------------------------------------------------
+
+    def check_name(self, request: ArmRequest) -> ArmResponse:
+        models = _models_for(request.api_version, "RegistryNameCheckRequest")
+        body = validation.validate_body(models, "RegistryNameCheckRequest", request.json())
+        name = str(body.name)
+        if not re.fullmatch(r"[a-zA-Z0-9]{5,50}", name):
+            return ArmResponse(200, {
+                "nameAvailable": False, "reason": "Invalid",
+                "message": "The specified resource name is disallowed",
+            })
+        if self._taken(name):
+            return ArmResponse(200, {
+                "nameAvailable": False, "reason": "AlreadyExists",
+                "message": f"The registry {name} is already in use.",
+            })
+        return ArmResponse(200, {"nameAvailable": True})
+
+    def list_registries(self, request: ArmRequest) -> ArmResponse:
+        group = request.resource_group.name.lower() if request.resource_group else None
+        with self._lock:
+            found = [
+                r.resource() for (sub, rg, _), r in sorted(self._registries.items())
+                if sub == request.subscription.id.lower() and (group is None or rg == group)
+            ]
+        models = _models_for(request.api_version, "Registry")
+        return ArmResponse(200, {"value": [validation.render(models, "Registry", r)
+                                           for r in found]})
+
+    def put_registry(self, request: ArmRequest) -> ArmResponse:
+        assert request.resource_group is not None
+        name = request.params["registryName"]
+        models = _models_for(request.api_version, "Registry")
+        body = validation.validate_body(models, "Registry", request.json())
+        existing = self.registry(request.subscription.id, request.resource_group.name, name)
+        if existing is not None:
+            existing.tags = dict(body.tags or {})
+            if body.admin_user_enabled is not None:
+                existing.admin_user_enabled = bool(body.admin_user_enabled)
+            return ArmResponse(200, validation.render(models, "Registry", existing.resource()))
+        if not re.fullmatch(r"[a-zA-Z0-9]{5,50}", name):
+            raise errors.ArmError(
+                400, "InvalidRegistryName",
+                f"Registry name '{name}' is invalid: it may contain only alphanumeric "
+                "characters and must be between 5 and 50 characters long.",
+            )
+        if self._taken(name):
+            raise errors.ArmError(
+                409, "AlreadyInUse",
+                f"The registry DNS name {name.lower()}.azurecr.io is already in use. You can "
+                "check if the name is already claimed using following API: "
+                "https://docs.microsoft.com/en-us/rest/api/containerregistry/registries/"
+                "checknameavailability",
+            )
+        registry = self.add_registry(
+            request.subscription.id, request.resource_group.name, name,
+            sku=str(body.sku.name), location=str(body.location).replace(" ", "").lower(),
+        )
+        registry.tags = dict(body.tags or {})
+        registry.admin_user_enabled = bool(body.admin_user_enabled)
+        registry.provisioning_state = "Creating"
+
+        def created() -> None:
+            registry.provisioning_state = "Succeeded"
+
+        operation = self.arm.operations.start(
+            "create registry", registry.id, self.arm.operation_delay, on_done=created
+        )
+        url = (
+            f"{self.arm.endpoint}{registry.id}/operationStatuses/registries-{operation.id}"
+            f"?api-version={request.api_version}"
+        )
+        headers = {"Azure-AsyncOperation": url}
+        if self.arm.retry_after is not None:
+            headers["Retry-After"] = str(self.arm.retry_after)
+        return ArmResponse(201, validation.render(models, "Registry", registry.resource()),
+                           headers)
+
+    def operation_status(self, request: ArmRequest) -> ArmResponse:
+        wanted = request.params["operationId"]
+        found = self.arm.operations.get(wanted.removeprefix("registries-"))
+        registry_path = request.path.lower().rsplit("/operationstatuses/", 1)[0]
+        if found is None or found.target.lower() != registry_path:
+            raise errors.ArmError(404, "NotFound", f"Operation {wanted} was not found.")
+        document = found.document()
+        document["id"] = document["name"] = wanted
+        return ArmResponse(200, document)
+
+    def delete_registry(self, request: ArmRequest) -> ArmResponse:
+        assert request.resource_group is not None
+        key = _key(request.subscription.id, request.resource_group.name,
+                   request.params["registryName"])
+        with self._lock:
+            registry = self._registries.pop(key, None)
+        if registry is None:
+            return ArmResponse(204, None)
+        for run in list(registry.runs.values()):
+            run.cancelled.set()
+        if self.arm.storage is not None:
+            with contextlib.suppress(Exception):
+                self.arm.storage.delete_container(registry.container)
+        return ArmResponse(200, None)
+
+    def _taken(self, name: str) -> bool:
+        with self._lock:
+            ours = any(n == name.lower() for (_, _, n) in self._registries)
+        return ours or name.lower() in {t.lower() for t in self.taken_names}
 
     # ---- handlers -----------------------------------------------------------------------------
 

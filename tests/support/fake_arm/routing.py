@@ -145,6 +145,11 @@ class Provider:
                 location, api_version, route.type_name(), versions, self.locations
             )
 
+    def resource_exists(self, resource_id: str, rest: list[str]) -> bool | None:
+        """Whether the resource `resource_id` (`rest`: its path below the namespace) exists,
+        for ARM's check of an extension resource's parent; None: this provider can't say."""
+        return None
+
     def start(self) -> None:
         """Called when the server starts (background work may begin)."""
 

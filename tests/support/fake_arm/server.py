@@ -5,12 +5,28 @@ Every request goes through what ARM does before a resource provider sees it, in 
 api-version present, bearer token (audience, expiry), subscription, token tenant, namespace
 and resource type, RBAC (the action derived from the URL, over the resource's scope), resource
 group, api-version served by that resource type. Only then does a provider module's handler
-run (`container_registry.py` for `Microsoft.ContainerRegistry`). Answers carry ARM's headers
-(`x-ms-request-id`, `x-ms-correlation-request-id`, ...) and errors ARM's JSON shape.
+run, one module per namespace: `container_registry.py`, `container_service.py` (AKS),
+`managed_identity.py`, `authorization.py` (role assignments and definitions), `storage.py`.
+Answers carry ARM's headers (`x-ms-request-id`, `x-ms-correlation-request-id`, ...) and errors
+ARM's JSON shape. Long-running writes follow ARM's async contract (`operations.py`).
+
+Next to ARM the same server answers a minimal Microsoft Graph (`/v1.0/...`, `graph.py`) from
+the fake's Entra directory (`directory.py`), which role assignments are checked against.
 
 State is plain Python, set up by the test: `add_subscription`, `add_resource_group`,
-provider helpers such as `add_registry`, and role assignments with `grant` (default deny:
-nothing is allowed until granted). `requests` records every call for counting.
+provider helpers (`add_registry`, `add_managed_cluster`, `add_storage_account`,
+`add_identity`), directory objects (`add_principal`), and role assignments with `grant`
+(default deny: nothing is allowed until granted; in force at once). `requests` records every
+call for counting.
+
+Azure's delays are modelled, each a plain attribute a test may change:
+`replication_delay` (a new service principal is not yet visible to ARM's role-assignment
+check: PrincipalNotFound unless `principalType` is given), `role_propagation_delay` (a role
+assignment made through the API is honoured only after it: 403 meanwhile),
+`federation_delay` (a new federated credential is accepted by Entra only after it, see
+`federation()`), `operation_delay` (how long a long-running write stays in progress) and
+`retry_after` (the Retry-After seconds of async answers; real Storage says 17, which the SDK
+honours, so tests keep it small).
 """
 
 from __future__ import annotations
@@ -30,20 +46,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import errors
+from . import errors, graph
 from .auth import authenticate
 from .builds import Executor
-from .rbac import Rbac, RoleAssignment
+from .directory import Directory, DirectoryObject
+from .operations import Operations
+from .rbac import Rbac, RoleAssignment, RoleDefinition
 from .routing import ArmRequest, ArmResponse, Provider, Route
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
     from .container_registry import Registry
+    from .container_service import ManagedCluster
+    from .managed_identity import Federation, UserAssignedIdentity
+    from .storage import StorageAccount
 
 HOST = "127.0.0.1"
 DEFAULT_AUDIENCE = "https://management.azure.com"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_AUDIENCE = "https://graph.microsoft.com"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -94,21 +116,44 @@ class FakeArm:
         queue_delay: float = 0.2,
         run_timeout_scale: float = 1.0,
         cancel_grace: float = 5.0,
+        graph_audience: str = DEFAULT_GRAPH_AUDIENCE,
+        replication_delay: float = 2.0,
+        role_propagation_delay: float = 1.0,
+        federation_delay: float = 1.0,
+        operation_delay: float = 0.5,
+        retry_after: int | None = 1,
+        fic_write_seconds: float = 0.3,
+        blob_endpoint: str | None = None,
     ) -> None:
         """`storage`: a `BlobServiceClient` with the account key (SAS URLs are signed with
         it), or anything with `.service_client()` such as the Azurite fixtures.
         `run_timeout_scale` shrinks ACR run timeouts (the service's minimum is 300 s) so a
-        test can see one expire; the request is still validated against the real range."""
+        test can see one expire; the request is still validated against the real range.
+        `blob_endpoint`: what storage accounts created through the API give as their blob
+        endpoint (default: `storage`'s account URL). The delays: see the module's doc."""
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.audience = audience
         self.authority = authority
+        self.graph_audience = graph_audience
         self.storage = _blob_service(storage)
         self.executor = executor
         self.queue_delay = queue_delay
         self.run_timeout_scale = run_timeout_scale
         self.cancel_grace = cancel_grace
+        self.replication_delay = replication_delay
+        self.role_propagation_delay = role_propagation_delay
+        self.federation_delay = federation_delay
+        self.operation_delay = operation_delay
+        self.retry_after = retry_after
+        self.fic_write_seconds = fic_write_seconds
+        self.blob_endpoint = blob_endpoint or (
+            self.storage.url.rstrip("/") if self.storage is not None else None
+        )
+        self.graph_denied: set[str] = set()  # object/app ids Graph refuses (403)
         self.rbac = Rbac()
+        self.directory = Directory()
+        self.operations = Operations()
         self.requests: list[RequestRecord] = []
         self.server_errors: list[str] = []  # tracebacks of handler crashes (answered 500)
         self._subscriptions: dict[str, Subscription] = {}
@@ -116,9 +161,14 @@ class FakeArm:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if providers is None:
+            from .authorization import Authorization
             from .container_registry import ContainerRegistry
+            from .container_service import ContainerService
+            from .managed_identity import ManagedIdentity
+            from .storage import Storage
 
-            providers = (ContainerRegistry,)
+            providers = (ContainerRegistry, ContainerService, ManagedIdentity, Authorization,
+                         Storage)
         self._providers: dict[str, Provider] = {}
         for provider_cls in providers:
             provider = provider_cls(self)
@@ -230,7 +280,72 @@ class FakeArm:
             subscription_id, resource_group, name, **kwargs
         )
 
+    def add_managed_cluster(
+        self, subscription_id: str, resource_group: str, name: str, *, kubeconfig: bytes,
+        issuer_url: str, admin_kubeconfig: bytes | None = None, oidc_enabled: bool = False,
+        workload_identity_enabled: bool = False, azure_rbac: bool = False,
+        kubernetes_version: str = "1.36.3", location: str | None = None, **kwargs: Any,
+    ) -> ManagedCluster:
+        """An AKS cluster (see `container_service.ContainerService.add_managed_cluster`)."""
+        return self.provider("Microsoft.ContainerService").add_managed_cluster(
+            subscription_id, resource_group, name, kubeconfig=kubeconfig,
+            admin_kubeconfig=admin_kubeconfig, issuer_url=issuer_url, oidc_enabled=oidc_enabled,
+            workload_identity_enabled=workload_identity_enabled, azure_rbac=azure_rbac,
+            kubernetes_version=kubernetes_version, location=location, **kwargs,
+        )
+
+    def add_storage_account(
+        self, subscription_id: str, resource_group: str, name: str, *, blob_endpoint: str,
+        location: str | None = None, **properties: Any,
+    ) -> StorageAccount:
+        """A storage account (see `storage.Storage.add_storage_account`)."""
+        return self.provider("Microsoft.Storage").add_storage_account(
+            subscription_id, resource_group, name, blob_endpoint=blob_endpoint,
+            location=location, **properties,
+        )
+
+    def add_identity(
+        self, subscription_id: str, resource_group: str, name: str, **kwargs: Any
+    ) -> UserAssignedIdentity:
+        """A user-assigned identity (see `managed_identity.ManagedIdentity.add_identity`)."""
+        return self.provider("Microsoft.ManagedIdentity").add_identity(
+            subscription_id, resource_group, name, **kwargs
+        )
+
+    def federation(self, client_id: str) -> Federation | None:
+        """What Entra knows of a user-assigned identity for workload identity's token
+        exchange: its ids and federated credentials, each with the wall-clock time from which
+        Entra accepts it (creation + `federation_delay`); None for other client ids."""
+        return self.provider("Microsoft.ManagedIdentity").federation(client_id)
+
+    # ---- Entra directory ----------------------------------------------------------------------
+
+    def add_principal(
+        self, object_id: str, *, upn: str | None = None, kind: str = "User",
+        display_name: str | None = None, app_id: str | None = None,
+        replicated: bool = True,
+    ) -> DirectoryObject:
+        """A user, service principal or group in the tenant's directory. `replicated=False`:
+        made just now, so ARM's role-assignment check misses it for `replication_delay`."""
+        return self.directory.add(
+            object_id, kind=kind, upn=upn, display_name=display_name, app_id=app_id,
+            created=None if not replicated else float("-inf"),
+        )
+
     # ---- RBAC ---------------------------------------------------------------------------------
+
+    def effective_roles(self, principal: str | Iterable[str], scope: str) -> list[RoleDefinition]:
+        """The roles in force for a principal (its object id and/or app id) over `scope`:
+        `grant`s at once, API-made assignments only `role_propagation_delay` after their
+        creation."""
+        return self.rbac.effective_roles(principal, scope)
+
+    def allows_data_action(
+        self, principal: str | Iterable[str], data_action: str, scope: str
+    ) -> bool:
+        """Whether an effective role of `principal` over `scope` has this data action, e.g.
+        `Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write`."""
+        return self.rbac.allows_data_action(principal, data_action, scope)
 
     def grant(self, principal: str, role: str, scope: str) -> RoleAssignment:
         """Assign a built-in role ("Owner", "AcrPush", ...) to an object id or client id."""
@@ -264,6 +379,9 @@ class FakeArm:
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         api_version = query.get("api-version") or None
         raw = _read_body(handler)
+        if graph.is_graph_path(split.path):
+            self._handle_graph(handler, split.path, query, request_id)
+            return
         try:
             response = self._dispatch(handler, split.path, query, raw, request_id)
         except errors.ArmError as exc:
@@ -283,6 +401,31 @@ class FakeArm:
                 RequestRecord(handler.command, split.path, api_version, response.status)
             )
         _send(handler, response, request_id, correlation)
+
+    def _handle_graph(
+        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str], request_id: str,
+    ) -> None:
+        try:
+            answer = graph.handle(
+                self, handler.command, path, query, handler.headers.get("Authorization"),
+                request_id,
+            )
+        except Exception:
+            with self._lock:
+                self.server_errors.append(traceback.format_exc())
+            answer = graph.GraphResponse(500, {"error": {
+                "code": "generalException", "message": "General exception while processing.",
+            }})
+        with self._lock:
+            self.requests.append(RequestRecord(handler.command, path, None, answer.status))
+        data = json.dumps(answer.body).encode()
+        handler.send_response(answer.status)
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
 
     def _dispatch(
         self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str], raw: bytes,
@@ -331,6 +474,9 @@ class FakeArm:
         provider.check_api_version(
             route, api_version, group.location if group else provider.locations[0]
         )
+        self.operations.settle()
+        if provider_at > 4:  # an extension resource (role assignment, ...) of another resource
+            self._check_parent_exists(segments[:provider_at])
         request = ArmRequest(
             arm=self, method=handler.command, path="/" + "/".join(segments), query=query,
             headers=handler.headers, raw_body=raw, api_version=api_version,
@@ -338,6 +484,21 @@ class FakeArm:
             params=params, scope=scope, request_id=request_id,
         )
         return route.handler(request)
+
+
+    def _check_parent_exists(self, parent: list[str]) -> None:
+        """ARM refuses an extension resource whose parent resource does not exist."""
+        inner = _last_providers_index(parent)
+        if inner is None or len(parent) < inner + 4:
+            return
+        provider = self._providers.get(parent[inner + 1].lower())
+        if provider is None:
+            return
+        exists = provider.resource_exists("/" + "/".join(parent), parent[inner + 2:])
+        if exists is False:
+            raise errors.resource_not_found(
+                provider.namespace, "/".join(parent[inner + 2:]), parent[3]
+            )
 
 
 def _route(
