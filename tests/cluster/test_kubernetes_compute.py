@@ -135,7 +135,8 @@ def test_watch_resumes_after_a_real_410(k8s, monkeypatch):
 def test_job_deadline_backstop(k8s, monkeypatch):
     from aksrun.core import lifecycle
 
-    monkeypatch.setattr(lifecycle, "_deadline", lambda *a: 3)
+    monkeypatch.setattr(lifecycle, "_deadline", lambda *a: 2)
+    monkeypatch.setenv("AKSRUN_PENDING_TIMEOUT", "1s")  # the compute adds it to the deadline
     with pytest.raises(TimeoutError, match="deadline"):
         aksrun.function(timeout=60)(funcs.sleep_for)(30)
 
@@ -185,7 +186,8 @@ def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):
 
     calls = []
 
-    def fetch(subscription_id, resource_group, cluster_name, credential=None, *, client=None):
+    def fetch(subscription_id, resource_group, cluster_name, credential=None, *, client=None,
+              **kwargs):
         calls.append((subscription_id, resource_group, cluster_name))
         return k8s.kubeconfig.read_bytes()
 

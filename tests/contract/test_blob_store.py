@@ -20,7 +20,7 @@ from aksrun.adapters import blob_store
 from aksrun.adapters.blob_store import BlobStore
 from aksrun.core.backends import open_store
 from aksrun.core.config import load_config
-from aksrun.errors import ConfigError, ObjectNotFoundError, StoreError
+from aksrun.errors import ConfigError, ObjectNotFoundError, StoreAccessError, StoreError
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.azurite
@@ -123,7 +123,9 @@ def test_no_permission_to_create_container(
         store.append("logs/0.log", b"x")
     message = str(excinfo.value)
     assert f"container {container!r} does not exist" in message
-    assert ROLE_HINT in message
+    # No account-wide role suggested (issue 11, item 17): add-user makes the container.
+    assert "aksrun admin add-user" in message and "on the account" not in message
+    assert isinstance(excinfo.value, StoreAccessError)
 
 
 def test_wrong_account_key_is_reported(azurite: Azurite, new_container, tmp_path: Path) -> None:
