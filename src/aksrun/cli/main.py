@@ -262,11 +262,16 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .admin import register as register_admin
+    from .doctor import doctor, init
     from .gc import gc
     from .images import image
 
     cli.add_command(image)
     cli.add_command(gc)
+    cli.add_command(doctor)
+    cli.add_command(init)
+    register_admin(cli)
 
 
 _register()

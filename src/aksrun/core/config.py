@@ -47,6 +47,8 @@ ENV_NAMES = {
     "registry_audience": "AKSRUN_REGISTRY_AUDIENCE",
     "arm_endpoint": "AKSRUN_ARM_ENDPOINT",
     "arm_audience": "AKSRUN_ARM_AUDIENCE",
+    "graph_endpoint": "AKSRUN_GRAPH_ENDPOINT",
+    "graph_audience": "AKSRUN_GRAPH_AUDIENCE",
     "base_image": "AKSRUN_BASE_IMAGE",
     "pip_index_url": "AKSRUN_PIP_INDEX_URL",
     "pip_extra_index_url": "AKSRUN_PIP_EXTRA_INDEX_URL",
@@ -84,6 +86,9 @@ class Config:
     # AZURE_AUTHORITY_HOST.
     arm_endpoint: str = "https://management.azure.com"
     arm_audience: str | None = None
+    # Microsoft Graph (admin add-user looks principals up): endpoint and token audience.
+    graph_endpoint: str = "https://graph.microsoft.com"
+    graph_audience: str | None = None
     # Image builds: the base of the runner image, where pip finds packages, the time limit.
     base_image: str | None = None
     pip_index_url: str | None = None
@@ -255,7 +260,7 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> Config:
         values["build_timeout"] = timeout
 
     for key in ("arm_endpoint", "arm_audience", "registry_audience", "pip_index_url",
-                "pip_extra_index_url"):
+                "pip_extra_index_url", "graph_endpoint", "graph_audience"):
         value = values.get(key)
         if value is not None and not re.match(r"^https?://[^\s/]+", str(value)):
             raise ConfigError(f"{key} {value!r} (from {where(key)}) is not a URL; use e.g. "
@@ -337,7 +342,7 @@ _TEXT_FIELDS = {"backend", "home", "store", "user", "namespace", "image", "servi
                 "subscription_id", "resource_group", "cluster_name", "registry",
                 "registry_resource_group", "registry_login_server", "registry_audience",
                 "arm_endpoint", "arm_audience", "base_image", "pip_index_url",
-                "pip_extra_index_url", "server_fqdn"}
+                "pip_extra_index_url", "server_fqdn", "graph_endpoint", "graph_audience"}
 
 
 def _cluster_settings_complete(backend: str, values: dict[str, Any]) -> bool:
