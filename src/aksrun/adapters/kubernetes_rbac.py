@@ -8,6 +8,7 @@ the client really calls is granted; the cluster's own controllers create and del
   `jobs ls`), delete (cancel and `jobs rm`; foreground propagation needs nothing more).
 - pods: get, list, watch (task states and termination messages); pods/log: get (logs).
 - events: list, watch (why a pod or the Job is stuck: scheduling, image pulls, FailedCreate).
+- serviceaccounts/aksrun only: get (`doctor` reads its workload-identity annotation).
 - nodes (cluster-wide, read-only, optional): whether a waiting pod could ever fit.
 """
 
@@ -24,6 +25,8 @@ RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": ["aksrun"],
+     "verbs": ["get"]},
 )
 # Cluster-scoped and read-only: lets the client tell a pod that fits no node (fail at once,
 # saying which resource) from one that waits for capacity (queued). Optional: without it,
@@ -84,9 +87,19 @@ def _name_part(user: str) -> str:
 
 
 def required_access() -> list[tuple[str, str, str]]:
-    """(API group, resource, verb) for every permission in the Role, for access reviews."""
-    return [(group, resource, verb) for rule in RULES for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]]
+    """(API group, resource, verb) for every namespace-wide permission in the Role, for
+    access reviews (rules limited to named objects: `named_access`)."""
+    return [(group, resource, verb) for rule in RULES if not rule.get("resourceNames")
+            for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"]]
+
+
+def named_access() -> list[tuple[str, str, str, str]]:
+    """(API group, resource, verb, name) for the Role's rules on named objects only (an
+    access review of those must name the object, or it is denied)."""
+    return [(group, resource, verb, name) for rule in RULES if rule.get("resourceNames")
+            for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"] for name in rule["resourceNames"]]
 
 
 def forbidden_message(body: str | None, doing: str, namespace: str) -> str:
