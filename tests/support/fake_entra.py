@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import ssl
 import threading
 import time
 import uuid
@@ -31,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .https_server import start_https
 
 HOST = "127.0.0.1"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -149,14 +150,8 @@ class FakeEntra:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-entra", daemon=True)
-        self._thread.start()
+        self._server, self._thread = start_https(Handler, self.cert_file, self.key_file,
+                                                 "fake-entra")
         return self
 
     def stop(self) -> None:

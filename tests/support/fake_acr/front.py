@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from ..https_server import start_https
 from .store import DIGEST_RE, REPOSITORY_RE, TAG_RE, RegistryView, Unsupported
 from .tokens import (
     ACR_AUDIENCE,
@@ -234,18 +235,8 @@ class FakeAcrFront:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="fake-acr", daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = start_https(Handler, self.cert_file, self.key_file,
+                                                 "fake-acr", lazy_handshake=True)
         return self
 
     def stop(self) -> None:

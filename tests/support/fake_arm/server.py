@@ -35,7 +35,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import ssl
 import threading
 import traceback
 import uuid
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..https_server import start_https
 from . import errors, graph
 from .auth import authenticate
 from .builds import Executor
@@ -205,18 +205,10 @@ class FakeArm:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
         for provider in self._providers.values():
             provider.start()
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="fake-arm", daemon=True
-        )
-        self._thread.start()
+        self._server, self._thread = start_https(Handler, self.cert_file, self.key_file,
+                                                 "fake-arm")
         return self
 
     def stop(self) -> None:
