@@ -18,13 +18,14 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .processes import terminate_group as _terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "devstoreaccount1"
@@ -231,17 +232,6 @@ def _wait_listening(server: Azurite, timeout: float) -> bool:
     return False
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 def system_ca_bundle() -> Path | None:

@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -21,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from ..processes import terminate_group as _terminate
 
 HOST = "127.0.0.1"
 FIX = "install Debian's registry: `apt-get install docker-registry`"
@@ -183,14 +184,3 @@ def _connection(
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)

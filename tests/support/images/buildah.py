@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..processes import terminate_group
 from .steps import ImageToolError
 
 BUILDAH = "buildah"
@@ -249,11 +249,4 @@ class Buildah:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM buildah's process group (it and its RUN steps), SIGKILL if it lingers."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    terminate_group(proc, whole_group=True)

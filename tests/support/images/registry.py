@@ -11,10 +11,8 @@ and pods are pulled from one, as on AKS.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..processes import terminate_group as _terminate
 from .distribution import RegistryClient
 from .steps import ImageToolError
 
@@ -170,14 +169,3 @@ def _wait_ready(registry: Registry, timeout: float) -> bool:
     return False
 
 
-def _terminate(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
