@@ -217,7 +217,7 @@ class FakeEntra:
     ) -> None:
         """Workload identity's exchange for a managed identity the fake ARM knows."""
         assertion = field("client_assertion").strip()
-        claims = _jwt_claims(assertion)
+        claims = jwt_claims(assertion)
         problem = None
         if field("grant_type") != "client_credentials":
             problem = "unsupported_grant_type", f"grant_type {field('grant_type')!r}"
@@ -268,9 +268,10 @@ class FakeEntra:
         handler.wfile.write(data)
 
 
-def _jwt_claims(token: str) -> dict[str, Any] | None:
-    """The claims of a JWT, unverified (the signature of a service-account token is the
-    cluster's; this endpoint trusts it as the fake ARM trusts this one's)."""
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT, unverified: the stand-ins trust each other's tokens (and a
+    service-account token's signature is the cluster's). Shared by the fake ARM, Graph and
+    the blob RBAC gate."""
     parts = token.split(".")
     if len(parts) != 3:
         return None

@@ -21,11 +21,9 @@ their UPN, which is how the API server of an Entra-integrated AKS cluster names 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import http.client
-import json
 import ssl
 import threading
 import uuid
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .fake_arm import FakeArm
+from .fake_entra import jwt_claims
 
 if TYPE_CHECKING:
     from .azure_fixtures import OAuthAzurite
@@ -58,16 +57,6 @@ _NOWHERE = (b"apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {serve
             b"[{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n")
 
 
-def jwt_claims(token: str) -> dict[str, Any] | None:
-    """The claims of a JWT, unverified (the fakes trust each other's tokens)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
 
 
 class BlobRbacGate:

@@ -7,12 +7,11 @@ or malformed header) is checked, each with ARM's own 401.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fake_entra import jwt_claims as _claims
 from . import errors
 
 
@@ -69,13 +68,3 @@ def authenticate(
     return Principal(object_id, app_id, str(claims.get("tid") or ""), claims)
 
 
-def _claims(token: str) -> dict[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None

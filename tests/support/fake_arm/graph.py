@@ -21,7 +21,6 @@ an identity without User.Read.All / Directory.Read.All does.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import time
@@ -29,6 +28,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+from ..fake_entra import jwt_claims as _claims
 
 if TYPE_CHECKING:
     from .server import FakeArm
@@ -122,15 +123,6 @@ def _authenticate(
     return claims
 
 
-def _claims(token: str) -> dict[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
 
 
 def _error(status: int, code: str, message: str, request_id: str) -> GraphResponse:

@@ -288,13 +288,7 @@ def entra_tenant_id(user: Mapping[str, Any] | None) -> str | None:
         return None
     exec_ = user.get("exec")
     if isinstance(exec_, Mapping) and _is_kubelogin(exec_.get("command")):
-        args = [str(a) for a in exec_.get("args") or []]
-        for i, arg in enumerate(args):
-            if arg in ("--tenant-id", "-t") and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith("--tenant-id="):
-                return arg.split("=", 1)[1]
-        return None
+        return _kubelogin_option(exec_, "--tenant-id", "-t")
     provider = user.get("auth-provider")
     if isinstance(provider, Mapping) and provider.get("name") == "azure":
         return (provider.get("config") or {}).get("tenant-id") or None
@@ -307,17 +301,23 @@ def entra_server_id(user: Mapping[str, Any] | None) -> str | None:
         return None
     exec_ = user.get("exec")
     if isinstance(exec_, Mapping) and _is_kubelogin(exec_.get("command")):
-        args = [str(a) for a in exec_.get("args") or []]
-        for i, arg in enumerate(args):
-            if arg == "--server-id" and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith("--server-id="):
-                return arg.split("=", 1)[1]
-        return AKS_SERVER_APP_ID
+        return _kubelogin_option(exec_, "--server-id") or AKS_SERVER_APP_ID
     provider = user.get("auth-provider")
     if isinstance(provider, Mapping) and provider.get("name") == "azure":
         config = provider.get("config") or {}
         return str(config.get("apiserver-id") or AKS_SERVER_APP_ID)
+    return None
+
+
+def _kubelogin_option(exec_: Mapping[str, Any], *names: str) -> str | None:
+    """The value of a kubelogin option (`--name value` or `--name=value`) in its exec args."""
+    args = [str(a) for a in exec_.get("args") or []]
+    for i, arg in enumerate(args):
+        if arg in names and i + 1 < len(args):
+            return args[i + 1]
+        for name in names:
+            if arg.startswith(f"{name}="):
+                return arg.split("=", 1)[1]
     return None
 
 
