@@ -250,7 +250,8 @@ def test_the_wait_gives_up_at_its_bound_and_a_rerun_waits_again(
     # Run again (Azure is still propagating): everything is found, and it waits again.
     again = admin("add-user", ivan, "--principal", "ivan@contoso.com", "--json")
     assert again.code == 0, again
-    assert {s["state"] for s in again.steps} == {"found", "ready"}
+    assert {s["state"] for s in again.steps if "AcrPull" not in s["name"]} == {"found",
+                                                                              "ready"}
     assert "attempts)" in again.steps[-1]["detail"]
 
 
@@ -265,10 +266,36 @@ def test_add_user_dry_run_plans_every_piece_and_makes_none(make_subscription, ad
     assert states[f"namespace aksrun-{judy}"] == "would create"
     assert states[f"blob container aksrun-{judy}"] == "would create"
     assert states[f"access check {judy}"] == "skipped"
-    assert len([s for s in plan.steps if s["kind"] == "role assignment"]) == 4
+    planned = [s for s in plan.steps if s["kind"] == "role assignment"
+               and s["state"] == "would create"]
+    assert len(planned) == 4  # cluster user, Reader on the identity, blob data x2 (no registry)
     assert not [r for r in sub.arm.requests if r.method in ("PUT", "DELETE")]
     assert sub.identity(f"aksrun-{judy}") is None
     from kubernetes import client
 
     with pytest.raises(client.ApiException):
         client.CoreV1Api(sub.cluster.admin_client()).read_namespace(f"aksrun-{judy}")
+
+
+def test_the_person_may_pull_from_the_registry_until_removed(
+        cluster_subscription, admin, users):
+    """Their client looks the runner image up before a function's first call."""
+    sub = cluster_subscription
+    registry = sub.arm.add_registry(sub.subscription_id, sub.resource_group, "aksrunteamacr")
+    registry.tags = {"managed-by": "aksrun"}
+    kim = users("kim")
+    kim_id = sub.add_person("kim@contoso.com")
+
+    added = admin("add-user", kim, "--principal", "kim@contoso.com", "--no-wait", "--json")
+    assert added.code == 0, added
+    assert [s["state"] for s in added.steps if s["name"].startswith("AcrPull for ")] == [
+        "created"]
+    [pull] = sub.assignments(principal=kim_id, scope=registry.id)
+    assert pull.role.name == "AcrPull" and pull.principal_type == "User"
+    assert pull.name == roles.assignment_name(registry.id, roles.ACR_PULL, kim_id)
+    printed = admin("add-user", kim, "--principal", "kim@contoso.com", "--no-wait")
+    assert "--registry aksrunteamacr" in printed.err and f"--user {kim}" in printed.err
+
+    removed = admin("remove-user", kim)
+    assert removed.code == 0, removed
+    assert sub.assignments(principal=kim_id, scope=registry.id) == []

@@ -43,13 +43,20 @@ class AcrStack:
     arm: FakeArm
     extra_index: PackageIndex
     principal: str
+    owns_arm: bool = True
+    subscription: str = SUBSCRIPTION
+    resource_group: str = RESOURCE_GROUP
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, images: TestImages, cert: Path, key: Path, entra: FakeEntra,
-              storage: Any, workdir: Path) -> AcrStack:
+              storage: Any, workdir: Path, *, arm: FakeArm | None = None,
+              subscription: str = SUBSCRIPTION,
+              resource_group: str = RESOURCE_GROUP) -> AcrStack:
         """Everything up, the principal of `entra` granted what a data scientist has:
-        AcrPull on the registry and Container Registry Tasks Contributor."""
+        AcrPull on the registry and Container Registry Tasks Contributor. `arm`: a running
+        fake ARM to put the registry in (its `subscription` must exist; the stack then
+        builds with it and leaves stopping it to its owner), instead of one of its own."""
         registry = images.registry
         assert registry is not None
         principal = entra.client_id
@@ -58,41 +65,56 @@ class AcrStack:
         make_test_wheel(index_root / "files")
         write_simple_index(index_root)
         extra_index = serve_index(index_root)
-        front = arm = None
+        owned = arm is None
+        front = None
         try:
             front = FakeAcrFront(registry.url, cert, key, tenant_id=entra.tenant_id,
                                  backend_root=registry.storage,
                                  backend_ca=registry.cert_file).start()
             front.grant(principal, "AcrPull")
-            arm = FakeArm(cert, key, storage=storage,
-                          executor=own_registry_access(images.executor, front.login_server,
-                                                       registry.login_server),
-                          queue_delay=0.5)
-            arm.add_subscription(SUBSCRIPTION, tenant_id=entra.tenant_id)
-            arm.add_resource_group(SUBSCRIPTION, RESOURCE_GROUP, "westeurope")
-            arm.add_registry(SUBSCRIPTION, RESOURCE_GROUP, REGISTRY,
+            executor = own_registry_access(images.executor, front.login_server,
+                                           registry.login_server)
+            if arm is None:
+                arm = FakeArm(cert, key, storage=storage, executor=executor, queue_delay=0.5)
+                arm.add_subscription(subscription, tenant_id=entra.tenant_id)
+            else:
+                arm.executor = arm.executor or executor
+            if arm.resource_group(subscription, resource_group) is None:
+                arm.add_resource_group(subscription, resource_group, "westeurope")
+            arm.add_registry(subscription, resource_group, REGISTRY,
                              login_server=front.login_server)
-            arm.start()
+            if owned:
+                arm.start()
         except BaseException:
-            for part in (arm, front, extra_index):
+            for part in (arm if owned else None, front, extra_index):
                 if part is not None:
                     with contextlib.suppress(Exception):
                         part.stop()
             raise
-        stack = cls(images, front, arm, extra_index, principal)
+        stack = cls(images, front, arm, extra_index, principal, owns_arm=owned,
+                    subscription=subscription, resource_group=resource_group)
         arm.grant(principal, "Container Registry Tasks Contributor", stack.registry_scope)
         stack.env = {
-            "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
-            "AZURE_RESOURCE_GROUP": RESOURCE_GROUP,
+            "AZURE_SUBSCRIPTION_ID": subscription,
+            "AZURE_RESOURCE_GROUP": resource_group,
             "AZURE_CONTAINER_REGISTRY": REGISTRY,
             "AKSRUN_REGISTRY_LOGIN_SERVER": front.login_server,
             "AKSRUN_ARM_ENDPOINT": arm.endpoint,
             "AKSRUN_ARM_AUDIENCE": "https://management.azure.com",
-            "AKSRUN_BASE_IMAGE": images.base_ref,
-            "AKSRUN_PIP_INDEX_URL": images.index.index_url if images.index else "",
-            "AKSRUN_PIP_EXTRA_INDEX_URL": extra_index.index_url,
+            **stack.build_env,
         }
         return stack
+
+    @property
+    def build_env(self) -> dict[str, str]:
+        """What makes a build here resolve offline: the test base image, the package
+        indexes of the runner's wheels and of the test-only packages."""
+        index = self.images.index
+        return {
+            "AKSRUN_BASE_IMAGE": self.images.base_ref,
+            "AKSRUN_PIP_INDEX_URL": index.index_url if index else "",
+            "AKSRUN_PIP_EXTRA_INDEX_URL": self.extra_index.index_url,
+        }
 
     def node_registry(self) -> RegistryClient:
         """How a node pulls what the front names: straight from the registry's storage, as
@@ -103,14 +125,15 @@ class AcrStack:
                               address=registry.login_server)
 
     def stop(self) -> None:
-        for part in (self.arm, self.front, self.extra_index):
-            with contextlib.suppress(Exception):
-                part.stop()
+        for part in (self.arm if self.owns_arm else None, self.front, self.extra_index):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
 
     @property
     def registry_scope(self) -> str:
-        return (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
-                f"Microsoft.ContainerRegistry/registries/{REGISTRY}")
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/"
+                f"providers/Microsoft.ContainerRegistry/registries/{REGISTRY}")
 
     def schedule_runs(self) -> int:
         return len(self.arm.calls("POST", "/scheduleRun"))

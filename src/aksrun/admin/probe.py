@@ -17,9 +17,11 @@ the bound; the last one is the timeout's message.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +61,8 @@ def wait_until_reachable(target: ProbeTarget, service_account_token: Callable[[]
     while True:
         attempts += 1
         try:
-            probe_once(target, service_account_token)
+            with _quiet_identity_log():
+                probe_once(target, service_account_token)
             return clock() - started, attempts
         except NotYet as exc:
             last = str(exc)
@@ -74,6 +77,19 @@ def wait_until_reachable(target: ProbeTarget, service_account_token: Callable[[]
         on_progress(f"waiting for {target.user}'s identity to reach its container "
                     f"({_duration(waited)} of at most {bound}): {last}")
         sleep(min(interval, timeout - waited))  # the last attempt is at the bound
+
+
+@contextlib.contextmanager
+def _quiet_identity_log() -> Iterator[None]:
+    """azure-identity logs each refused exchange as a warning with the whole response; the
+    progress line says it once, shorter, and says what happens next."""
+    logger = logging.getLogger("azure.identity")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _duration(seconds: float) -> str:

@@ -69,7 +69,7 @@ def ensure_registry(ctx: AdminContext, name: str | None, location: str) -> Regis
 
 def find_registry(ctx: AdminContext, name: str | None) -> Any:
     group = resource_group(ctx)
-    name = name or getattr(ctx.config, "registry_name", None)
+    name = name or ctx.config.registry
     client = ctx.registry
     if name:
         return arm.get_or_none(f"reading container registry {name!r}",

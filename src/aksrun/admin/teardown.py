@@ -44,7 +44,8 @@ def teardown(ctx: AdminContext, *, storage_account: str | None = None,
     people = find_users(ctx, storage_account)
     result = TeardownResult(users=sorted(people))
     for user in sorted(people):
-        users.remove_user(ctx, user, storage_account=storage_account, other_owners=set())
+        users.remove_user(ctx, user, storage_account=storage_account, registry=registry,
+                          other_owners=set())
     kube_objects.remove_node_reader_role(ctx)
     acr = registries.find_registry(ctx, registry)
     if acr is not None:

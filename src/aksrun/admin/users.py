@@ -21,6 +21,7 @@ from ..core import naming
 from . import cluster as clusters
 from . import identity as identities
 from . import kube_objects, principals, roles, storage
+from . import registry as registries
 from .context import AdminContext
 from .errors import UserConflictError
 from .probe import DEFAULT_TIMEOUT, ProbeTarget, service_account_token, wait_until_reachable
@@ -34,15 +35,18 @@ class UserResult:
     changed: bool = False
     exists: bool = True  # remove-user: whether there was anything of the user's
     waited: float | None = None
+    init_command: str = ""  # add-user: what the person runs next
 
 
 def add_user(ctx: AdminContext, user: str, principal: str, *,
-             storage_account: str | None = None, wait: float | None = DEFAULT_TIMEOUT,
+             storage_account: str | None = None, registry: str | None = None,
+             wait: float | None = DEFAULT_TIMEOUT,
              probe_interval: float | None = None) -> UserResult:
     naming.check_user(user)
     person = principals.resolve(ctx.config, ctx.credential, principal)
     facts = clusters.require_workload_identity(ctx)
     account = storage.require_account(ctx, storage_account)
+    acr = registries.find_registry(ctx, registry)
     _preflight(ctx, user, person)
     person_label = f"{person.display} ({user})"
     # First write: ARM itself checks the person exists (PrincipalNotFound) before anything
@@ -61,6 +65,16 @@ def add_user(ctx: AdminContext, user: str, principal: str, *,
     kube_objects.ensure_role(ctx, user, planned=not exists)
     kube_objects.ensure_role_binding(ctx, user, person, planned=not exists)
     kube_objects.ensure_node_reader(ctx, user, person)
+    if acr is not None:
+        # The client looks the runner image up by tag before each new function's first call
+        # (and `aksrun doctor` checks it): reading the registry takes AcrPull. Pods never
+        # need it: nodes pull with the kubelet identity.
+        roles.ensure(ctx, roles.Grant(acr.id, roles.ACR_PULL, person.object_id,
+                                      person.principal_type, person_label))
+    else:
+        ctx.log.add("role assignment", f"AcrPull for {person_label}", SKIPPED,
+                    "no container registry found: run `aksrun admin bootstrap`, then add-user "
+                    "again")
     if facts.azure_rbac:
         roles.ensure(ctx, roles.Grant(f"{facts.id}/namespaces/{naming.namespace(user)}",
                                       roles.AKS_RBAC_WRITER, person.object_id,
@@ -79,7 +93,8 @@ def add_user(ctx: AdminContext, user: str, principal: str, *,
                                   person.principal_type, person_label),
                  scope_planned=container_planned)
 
-    result = UserResult(user, changed=ctx.log.changed)
+    result = UserResult(user, changed=ctx.log.changed,
+                        init_command=_init_command(ctx, user, account, acr))
     if ctx.dry_run:
         ctx.log.add("access check", user, SKIPPED, "dry run: nothing to wait for")
     elif wait is None or wait <= 0:
@@ -91,6 +106,18 @@ def add_user(ctx: AdminContext, user: str, principal: str, *,
                               probe_interval or probe.INTERVAL)
     result.steps = list(ctx.log.steps)
     return result
+
+
+def _init_command(ctx: AdminContext, user: str, account: storage.Account, acr: Any) -> str:
+    """Every name init would otherwise ask ARM for: a person needs no Reader on the group."""
+    t = ctx.target
+    words = ["aksrun", "init", "--subscription", t.subscription_id, "--resource-group",
+             t.resource_group, "--cluster", t.cluster_name, "--storage-account", account.name]
+    if acr is not None:
+        words += ["--registry", acr.name]
+        if registries.resource_group(ctx) != t.resource_group:
+            words += ["--registry-resource-group", registries.resource_group(ctx)]
+    return " ".join([*words, "--user", user])
 
 
 def _preflight(ctx: AdminContext, user: str, person: principals.Principal) -> None:
@@ -133,6 +160,7 @@ def _wait(ctx: AdminContext, user: str, identity: identities.IdentityRef,
 
 
 def remove_user(ctx: AdminContext, user: str, *, storage_account: str | None = None,
+                registry: str | None = None,
                 other_owners: set[str] | None = None) -> UserResult:
     """Remove the user's things; `other_owners`: object ids of people other aksrun users
     belong to (their cluster-level grants stay). Says so when nothing was there."""
@@ -165,6 +193,10 @@ def remove_user(ctx: AdminContext, user: str, *, storage_account: str | None = N
         if person.lower() not in {o.lower() for o in others}:
             roles.remove_aksrun_assignments(ctx, facts.id, f"{user} (cluster credentials)",
                                             principal_id=person, names=names)
+            acr = registries.find_registry(ctx, registry)
+            if acr is not None:
+                roles.remove_aksrun_assignments(ctx, acr.id, f"{user} (registry)",
+                                                principal_id=person, names=names)
     if account is not None:
         storage.remove_container(ctx, account, user)
     else:

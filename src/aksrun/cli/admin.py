@@ -98,8 +98,11 @@ def _context(subscription: str | None, resource_group: str | None, cluster: str 
              **settings: Any) -> Iterator[tuple[Any, _Printer]]:
     from ..admin.context import AdminContext
 
+    # The admin acts on others' names, never their own: a shared login name (root on a jump
+    # box) is no reason to refuse, so the setting that names "your" namespace is fixed here.
     config = load_config({"subscription_id": subscription, "resource_group": resource_group,
-                          "cluster_name": cluster, "backend": "kubernetes", **settings})
+                          "cluster_name": cluster, "backend": "kubernetes", "user": "admin",
+                          **settings})
     printer = _Printer(as_json)
     ctx = AdminContext(config, dry_run=dry_run, on_step=printer.step,
                        on_progress=printer.progress, kubeconfig=kubeconfig)
@@ -155,13 +158,15 @@ def bootstrap_cmd(subscription, resource_group, cluster, kubeconfig, as_json, st
 @click.option("--principal", required=True,
               help="The person: Entra ID object id, or user principal name (alice@contoso.com).")
 @click.option("--storage-account", help="Storage account (default: the one bootstrap set up).")
+@click.option("--registry", help="Container registry the person may pull from (default: the "
+              "one bootstrap set up).")
 @click.option("--wait", "wait", default="15m", show_default=True,
               help="How long to wait for Entra ID and Azure RBAC to take the new identity in.")
 @click.option("--no-wait", is_flag=True, help="Don't wait until the identity reaches its "
               "container.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 def add_user_cmd(name, subscription, resource_group, cluster, kubeconfig, as_json, principal,
-                 storage_account, wait, no_wait, dry_run) -> None:
+                 storage_account, registry, wait, no_wait, dry_run) -> None:
     """Give NAME (a person) a namespace aksrun-NAME, an identity, a container, and the roles
     to run aksrun jobs there and nowhere else."""
     from ..admin.users import add_user
@@ -170,31 +175,35 @@ def add_user_cmd(name, subscription, resource_group, cluster, kubeconfig, as_jso
     bound = None if no_wait else parse_duration(wait, "--wait")
     with _context(subscription, resource_group, cluster, kubeconfig, as_json, dry_run) as (
             ctx, printer):
-        result = add_user(ctx, name, principal, storage_account=storage_account, wait=bound)
+        result = add_user(ctx, name, principal, storage_account=storage_account,
+                          registry=registry, wait=bound)
     if as_json:
         return
     if dry_run:
         printer.note(f"dry run: nothing was changed for {name}.")
     elif not result.changed:
-        printer.note(f"{name} was already set up: nothing changed.")
+        printer.note(f"{name} was already set up: nothing changed (as {name}: "
+                     f"`{result.init_command}`).")
     else:
-        printer.note(f"{name} is set up: as {name}, run `aksrun init` and then a first call.")
+        printer.note(f"{name} is set up: as {name}, run `{result.init_command}`, then a "
+                     "first call.")
 
 
 @admin.command("remove-user")
 @click.argument("name")
 @_common
 @click.option("--storage-account", help="Storage account (default: the one bootstrap set up).")
+@click.option("--registry", help="Container registry (default: the one bootstrap set up).")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 def remove_user_cmd(name, subscription, resource_group, cluster, kubeconfig, as_json,
-                    storage_account, dry_run) -> None:
+                    storage_account, registry, dry_run) -> None:
     """Remove everything aksrun made for NAME: namespace (with its jobs), identity, container
     (with its blobs) and role assignments. Nothing aksrun did not create is touched."""
     from ..admin.users import remove_user
 
     with _context(subscription, resource_group, cluster, kubeconfig, as_json, dry_run) as (
             ctx, printer):
-        result = remove_user(ctx, name, storage_account=storage_account)
+        result = remove_user(ctx, name, storage_account=storage_account, registry=registry)
     if as_json:
         return
     if not result.exists:

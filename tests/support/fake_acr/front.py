@@ -130,6 +130,9 @@ class FakeAcrFront:
         self.view = RegistryView(backend_url, backend_root, backend_ca)
         self._signer = TokenSigner(secrets.token_bytes(32))
         self._grants: dict[str, set[str]] = {}
+        # Role assignments made elsewhere (a fake ARM's, on this registry's scope): principal
+        # ids -> role names; ACR reads Azure RBAC at each token exchange.
+        self.role_source: Callable[[list[str]], set[str]] | None = None
         self._attrs: dict[tuple, dict] = {}
         self._requests: list[RequestRecord] = []
         self._lock = threading.Lock()
@@ -203,7 +206,9 @@ class FakeAcrFront:
 
     def _roles_of(self, ids: list[str]) -> set[str]:
         with self._lock:
-            return set().union(*(self._grants.get(i, set()) for i in ids))
+            granted = set().union(*(self._grants.get(i, set()) for i in ids))
+        source = self.role_source
+        return granted | (source(ids) if source is not None else set())
 
     def start(self) -> FakeAcrFront:
         front = self

@@ -49,6 +49,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -272,6 +273,9 @@ class ContainerRegistry(Provider):
         self._registries: dict[tuple[str, str, str], Registry] = {}
         self._closing = False
         self.taken_names: set[str] = set()  # registry names held outside the fake
+        # Where a registry created through the API is served, by name (a sandbox points it at
+        # its ACR data-plane stand-in); default `<name>.azurecr.io`, which nothing here serves.
+        self.login_server_for: Callable[[str], str] | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -405,6 +409,7 @@ class ContainerRegistry(Provider):
             )
         registry = self.add_registry(
             request.subscription.id, request.resource_group.name, name,
+            login_server=self.login_server_for(name) if self.login_server_for else None,
             sku=str(body.sku.name), location=str(body.location).replace(" ", "").lower(),
         )
         registry.tags = dict(body.tags or {})

@@ -4,14 +4,16 @@
     python -m tests.support.k8s up [--dir D]   # start it in the background, print exports
     python -m tests.support.k8s down [--dir D] # stop everything `up` started
 
-`up` starts one detached supervisor (`serve`) that runs the control plane, the node agent
-(pods run in real images pulled from a local registry), Azurite, and the image-building path
-of a subscription: the fake ARM with ACR Tasks building by buildah, the ACR data-plane
-stand-in, the fake Entra ID. It provisions the namespace `aksrun-<you>` for a non-admin user
-holding only aksrun's Role and writes `env.sh` with the variables that point aksrun at all of
-it, so `aksrun image build` and a call with `requirements=` run by hand as they would on
-Azure. `down` signals that supervisor, which stops all it started. The test fixtures use the
-same classes.
+`up` starts one detached supervisor (`serve`) that runs the Azure sandbox
+(tests/support/azure_sandbox.py): the control plane and node agent (pods run in real images
+pulled from a local registry) as the subscription's AKS cluster, the fake ARM with ACR Tasks
+building by buildah, the ACR data-plane stand-in, Azurite behind Storage's RBAC, the fake
+Entra ID, and Azure Workload Identity's webhook. It writes one file of exports per shell:
+`admin.env.sh` (the subscription's Owner: `aksrun admin bootstrap`, `add-user`),
+`alice.env.sh` and `bob.env.sh` (people to add: `aksrun init`, `doctor`, calls), and
+`env.sh`, a namespace `aksrun-<you>` made directly, for `aksrun image build` and calls
+without the admin steps. `down` signals that supervisor, which stops all it started. The test
+fixtures use the same classes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import getpass
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from .build import REPO_ROOT, ControlPlaneBuildError, build
 from .control_plane import ControlPlaneError
 
 DEFAULT_DIR = REPO_ROOT / ".aksrun" / "cluster"
+ENV_FILES = ("env.sh", "admin.env.sh", "alice.env.sh", "bob.env.sh")
 UP_TIMEOUT = 300.0
 
 
@@ -42,68 +44,30 @@ def _user() -> str:
 
 
 def serve(directory: Path) -> int:
-    """Run the cluster in the foreground until SIGTERM/SIGINT; write env.sh when ready."""
-    from tests.support.acr_stack import AcrStack
-    from tests.support.azurite import make_self_signed_cert, start_azurite, write_ca_bundle
-    from tests.support.fake_entra import FakeEntra
-    from tests.support.images.session import TestImages
+    """Run the sandbox in the foreground until SIGTERM/SIGINT; write the env files when
+    ready (env.sh last)."""
+    from tests.support.azure_sandbox import AzureSandbox
+    from tests.support.azurite import AzuriteError
     from tests.support.images.steps import ImageToolError
-
-    from .cluster import TestCluster
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    user = _user()
-    namespace = f"aksrun-{user}"
-    parts: list = []  # stopped in reverse order
+    sandbox = None
     try:
-        images = TestImages(directory / "images").start(
-            say=lambda text: print(text, flush=True))
-        parts.append(images)
-        cluster = TestCluster(directory / "state", registries=images.registry_clients(),
-                              image_cache=images.layer_cache)
-        parts.append(cluster)
-        cluster.start()
-        azurite = start_azurite(directory / "azurite")
-        parts.append(azurite)
-        cert, key = make_self_signed_cert(directory / "tls")
-        ca_bundle = write_ca_bundle(cert, directory / "ca-bundle.pem")
-        entra = FakeEntra(cert, key).start()
-        parts.append(entra)
-        token = directory / "federated-token"
-        token.write_text("eyJhbGciOiJub25lIn0.eyJzdWIiOiJkZXZlbG9wZXIifQ.")
-        stack = AcrStack.start(images, cert, key, entra, azurite, directory / "acr")
-        parts.append(stack)
-        cluster.agent.image_store.registries[stack.front.login_server] = stack.node_registry()
-        person = cluster.add_user_namespace(namespace, user, directory / "user.kubeconfig")
-        exports = {
-            "AKSRUN_BACKEND": "kubernetes",
-            "KUBECONFIG": str(person.kubeconfig),
-            "AKSRUN_NAMESPACE": namespace,
-            "AKSRUN_STORE": f"az://{namespace}/aksrun",
-            "AKSRUN_STORAGE_CONNECTION_STRING": azurite.connection_string,
-            # DefaultAzureCredential's workload-identity path, against the fake Entra ID
-            **entra.workload_identity_env(token, ca_bundle),
-            "SSL_CERT_FILE": str(ca_bundle),
-            **stack.env,
-        }
-        lines = [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
-        lines.insert(0, f"# aksrun test cluster: kube-apiserver {cluster.version} at "
-                     f"{cluster.url}; admin kubeconfig: {cluster.admin_kubeconfig}; fake ARM "
-                     f"at {stack.arm.endpoint}; registry {stack.front.login_server} "
-                     f"(ACR data plane) over {images.login_server}")
-        (directory / "env.sh").write_text("\n".join(lines) + "\n")
+        sandbox = AzureSandbox.start(directory, say=lambda text: print(text, flush=True),
+                                     user=_user())
+        sandbox.write_env_files()
         stop.wait()
-    except (ControlPlaneBuildError, ControlPlaneError, ImageToolError) as exc:
+    except (ControlPlaneBuildError, ControlPlaneError, ImageToolError, AzuriteError) as exc:
         (directory / "error.txt").write_text(str(exc))
         return 1
     finally:
-        for part in reversed(parts):
-            with contextlib.suppress(Exception):
-                part.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (directory / "env.sh").unlink()
+        if sandbox is not None:
+            sandbox.stop()
+        for name in ENV_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (directory / name).unlink()
     return 0
 
 
@@ -122,7 +86,7 @@ def up(directory: Path) -> int:
         print(f"aksrun: {exc}", file=sys.stderr)
         return 1
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("env.sh", "error.txt"):
+    for name in (*ENV_FILES, "error.txt"):
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
     log = directory / "serve.log"
@@ -138,6 +102,8 @@ def up(directory: Path) -> int:
             print((directory / "env.sh").read_text(), end="")
             print(f"# eval \"$(cat {directory / 'env.sh'})\" to use it; "
                   "`make cluster-down` stops it.")
+            print(f"# the Azure sandbox (README, Local sandbox): . {directory / 'admin.env.sh'}"
+                  f" for the admin, . {directory / 'alice.env.sh'} for alice")
             return 0
         if process.poll() is not None:
             error = directory / "error.txt"

@@ -42,8 +42,9 @@ class TestCluster:
 
     def __init__(self, root: Path, pools: list[Any] | None = None,
                  shared_paths: tuple[str, ...] = (), registries: Sequence[Any] = (),
-                 image_cache: Path | None = None) -> None:
+                 image_cache: Path | None = None, trusted_ca: Path | None = None) -> None:
         self.root = root
+        self.trusted_ca = trusted_ca  # the node agent's extra trust (see NodeAgent)
         self.pools = pools
         if pools is None:  # AKS's default system pool, and a spot pool with AKS's taint
             from tests.support.node_agent import default_pools, spot_pool
@@ -66,7 +67,8 @@ class TestCluster:
             self.agent = NodeAgent(self.admin_kubeconfig, self.root / "node-agent",
                                    pools=self.pools, shared_paths=self.shared_paths,
                                    registries=self.registries,
-                                   image_cache=self.image_cache).start()
+                                   image_cache=self.image_cache,
+                                   trusted_ca=self.trusted_ca).start()
         except BaseException:
             self.control_plane.stop()
             raise

@@ -66,6 +66,10 @@ class NodeAgent:
     memory_cgroups     False: enforce memory limits by RSS sampling (likewise)
     shared_paths       host directories visible read-write at the same path in every
                        container (the test harness's side channel; real pods have none)
+    trusted_ca         a PEM bundle every container trusts (mounted at TRUSTED_CA_PATH,
+                       named by SSL_CERT_FILE and REQUESTS_CA_BUNDLE unless the pod sets
+                       them): the stand-ins' certificates are self-made, where Azure's
+                       endpoints carry certificates the image's public CAs already trust
     """
 
     def __init__(self, kubeconfig: Path, root: Path, pools: list[NodePool] | None = None,
@@ -75,8 +79,10 @@ class NodeAgent:
                  passthrough_env: tuple[str, ...] = ("AZURE_TOKEN_CREDENTIALS",),
                  max_grace_seconds: float = 5.0, backoff_base: float = 1.0,
                  isolation: bool = True, memory_cgroups: bool = True,
-                 shared_paths: tuple[str, ...] = ()) -> None:
+                 shared_paths: tuple[str, ...] = (),
+                 trusted_ca: Path | None = None) -> None:
         self.kubeconfig = Path(kubeconfig)
+        self.trusted_ca = Path(trusted_ca) if trusted_ca else None
         # Host directories bound read-write at the same path into every container, above its
         # volumes: a side channel of the test harness (a test's counter file, a marker), not
         # something a real node gives pods; no product code may rely on it.

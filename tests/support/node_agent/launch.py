@@ -98,6 +98,16 @@ def volume_mounts(container: dict, volumes: dict[str, Volume],
     return mounts
 
 
+TRUSTED_CA_PATH = "/etc/ssl/certs/aksrun-test-ca.pem"
+
+
+def trust_env(agent: NodeAgent) -> dict[str, str]:
+    """Where an image's TLS clients find the node's extra trust (OpenSSL, requests)."""
+    if agent.trusted_ca is None:
+        return {}
+    return {"SSL_CERT_FILE": TRUSTED_CA_PATH, "REQUESTS_CA_BUNDLE": TRUSTED_CA_PATH}
+
+
 def image_container_config(agent: NodeAgent, pod: dict, container: dict,
                            defined: dict[str, str], image: Image,
                            mounts: list[MountSpec]) -> ContainerConfig:
@@ -110,6 +120,7 @@ def image_container_config(agent: NodeAgent, pod: dict, container: dict,
     env: dict[str, str] = {"HOSTNAME": hostname, **image_config.environment(image)}
     env.setdefault("PATH", DEFAULT_PATH)
     env.update({k: os.environ[k] for k in agent.passthrough_env if k in os.environ})
+    env.update(trust_env(agent))
     env.update(defined)
     ident = image_config.identity(pod, container, image, pod_key(pod))
     if "HOME" not in env:
@@ -172,6 +183,9 @@ def wrapper_spec(agent: NodeAgent, pod: dict, container: dict, cfg: ContainerCon
             mounts.append(MountSpec(target=host_path, source=host_path, readonly=True))
     for shared in agent.shared_paths:
         mounts.append(MountSpec(target=shared, source=shared))
+    if agent.trusted_ca is not None and cfg.image is not None:
+        mounts.append(MountSpec(target=TRUSTED_CA_PATH, source=str(agent.trusted_ca),
+                                readonly=True, file=True))
     ident = cfg.identity
     spec: dict[str, Any] = {
         "hostname": (spec_.get("hostname") or pod["metadata"]["name"])[:63],
