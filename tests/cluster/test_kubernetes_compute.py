@@ -68,6 +68,26 @@ def test_evicted_pod_is_retried_and_said_so(k8s, capfd):
     assert replacement["status"]["phase"] == "Succeeded"
 
 
+def test_a_deleted_pod_counts_against_its_retries_as_the_job_controller_counts_it(
+        k8s, capfd, monkeypatch):
+    """`kubectl delete pod` (no DisruptionTarget): the pod ends Failed and the Job controller
+    counts it against backoffLimitPerIndex; aksrun says so, and says when none are left."""
+    from aksrun.core import lifecycle
+
+    monkeypatch.setattr(lifecycle, "INFRA_RETRIES", 1)  # one retry: two deletions end it
+    fut = aksrun.function()(funcs.sleep_for).submit(120)
+    for _ in range(2):
+        pod = k8s.running_pod(fut.job_id, timeout=90)
+        k8s.admin_api().delete_namespaced_pod(pod["metadata"]["name"], k8s.namespace)
+    with pytest.raises(aksrun.JobFailedError) as failed:
+        fut.result(timeout=120)
+    message = str(failed.value)
+    assert "was deleted" in message and "(Deleted)" in message, message
+    assert "no retries left: backoffLimitPerIndex=1" in message
+    err = capfd.readouterr().err
+    assert err.count("was deleted") == 1 and "retrying (attempt 2)" in err, err
+
+
 def test_oom_killed_fails_fast_naming_the_limit(k8s):
     def hog():
         blocks = []

@@ -282,6 +282,10 @@ class KubernetesCompute:
         self.cancel(handle)
 
 
+# Job conditions after which the controller deletes the Job's remaining pods itself.
+TERMINAL_CONDITIONS = ("FailureTarget", "Failed", "SuccessCriteriaMet", "Complete", "Suspended")
+
+
 class _Tracker:
     """Folds the merged watch into task events, once per task and in a sensible order."""
 
@@ -357,14 +361,12 @@ class _Tracker:
         name = pod["metadata"]["name"]
         index = kev.pod_index(pod)
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
-        if deleting and (pod.get("status") or {}).get("phase") != "Succeeded" \
-                and not kev.is_disrupted(pod):
-            # Stopped by a cancel or by the controller: not a failure of the task. A disrupted
-            # pod (the Eviction API, preemption, a drained node) is deleted too, with the
-            # DisruptionTarget condition: it is reported, and Kubernetes retries it.
-            self._forget(name)
-            return
         phase = (pod.get("status") or {}).get("phase")
+        if deleting and phase != "Succeeded" and not kev.is_disrupted(pod):
+            # A disrupted pod (the Eviction API, preemption, a drained node) is deleted too,
+            # with the DisruptionTarget condition: it is reported below, not counted.
+            yield from self._on_deleted(kind, pod, index)
+            return
         if index is None or kind == "DELETED" or phase in ("Succeeded", "Failed"):
             self._forget(name)
         else:
@@ -400,6 +402,49 @@ class _Tracker:
                             message=f"{event.message} (no retries left: "
                             f"backoffLimitPerIndex={self.backoff_limit})")
             yield event
+
+    def _on_deleted(self, kind: str, pod: dict[str, Any], index: int | None
+                    ) -> Iterator[TaskEvent]:
+        """A pod deleted before it finished. When the Job is going (a cancel, its failure, its
+        deadline), the controller stopped it: nothing to say. Otherwise someone deleted it
+        (`kubectl delete pod`, a removed node): it ends Failed and the controller counts it
+        against backoffLimitPerIndex, so it is reported once it ends, and counted here too."""
+        name = pod["metadata"]["name"]
+        phase = (pod.get("status") or {}).get("phase")
+        if index is None or name in self.finished:
+            self._forget(name)
+            return
+        if phase != "Failed" and kind != "DELETED":  # still stopping
+            self.pods[name] = pod
+            self.running.discard(name)
+            return
+        self._forget(name)
+        self.finished.add(name)
+        if self.stop.is_set() or self._job_ending():
+            return
+        self.progress = time.monotonic()
+        attempt = self.attempts.get(index, 0)
+        self.attempts[index] = attempt + 1
+        self.counted[index] = self.counted.get(index, 0) + 1
+        event = TaskEvent("retrying", index, attempt, reason="Deleted", message=(
+            f"pod {name} was deleted before it finished (not by aksrun: `kubectl delete pod`, "
+            "or its node was removed)"))
+        if self.backoff_limit is not None and self.counted[index] > self.backoff_limit:
+            event = dataclasses.replace(event, kind="failed", message=(
+                f"{event.message} (no retries left: backoffLimitPerIndex={self.backoff_limit})"))
+        yield event
+
+    def _job_ending(self) -> bool:
+        """The Job is deleted, being deleted, or has a terminal condition (one read: pods
+        deleted by anyone else are rare)."""
+        try:
+            job = self.compute._read_job(self.handle.job_id)
+        except UnknownJobError:
+            return True
+        if job["metadata"].get("deletionTimestamp"):
+            return True
+        return any(c.get("type") in TERMINAL_CONDITIONS and c.get("status") == "True"
+                   for c in (job.get("status") or {}).get("conditions") or [])
 
     def _on_event(self, event: dict[str, Any]) -> None:
         involved = (event.get("involvedObject") or {}).get("name") or ""
