@@ -29,7 +29,8 @@ def test_one_kubernetes_write_per_submission_and_reads_by_watch(k8s):
         x * x for x in range(40)]
     delta = k8s.requests() - before
     writes = {k: v for k, v in delta.items() if k[0] in ("create", "update", "patch", "delete")}
-    assert writes == {("create", "jobs"): 1}
+    # the submission, and the outputs' digests copied onto the Job at its end
+    assert writes == {("create", "jobs"): 1, ("patch", "jobs"): 1}
     assert delta[("watch", "pods")] >= 1 and delta[("watch", "jobs")] >= 1
     assert not any(verb == "get" and res == "jobs" for verb, res in delta)  # no status polling
     jobs = k8s.jobs()
@@ -194,6 +195,35 @@ def test_get_after_the_client_died_reattaches_from_api_and_store(k8s):
         return [row["state"] for row in listing if row["job_id"] == job_id] == ["succeeded"]
 
     k8s.wait_for(state, timeout=30, interval=0.5)
+
+
+def test_outputs_stay_verifiable_after_pod_gc_took_the_pods(k8s):
+    """Pod GC deletes the pods of a removed node (autoscaler scale-down): the digests their
+    termination messages carried were copied onto the Job, and `get` verifies against them
+    (a forged one is refused as an integrity error, not trusted)."""
+    from aksrun.adapters import kubernetes_digests
+    from aksrun.errors import IntegrityError
+
+    results = aksrun.function()(funcs.square).map([3, 4, 5], chunksize=1)
+    assert list(results) == [9, 16, 25]
+    job_id = aksrun.api.session.default_client().list()[0].job_id
+    job = k8s.wait_for(lambda: next((j for j in k8s.jobs() if j["metadata"]["name"] == job_id
+                                     and kubernetes_digests.ANNOTATION in
+                                     (j["metadata"].get("annotations") or {})), None), 30)
+    assert sorted(kubernetes_digests.decode(job)) == [0, 1, 2]
+    core = k8s.admin_api()
+    for pod in k8s.pods(f"{job_id}-"):  # what pod GC does to a removed node's pods
+        core.delete_namespaced_pod(pod["metadata"]["name"], k8s.namespace,
+                                   grace_period_seconds=0)
+    k8s.wait_for(lambda: not k8s.pods(f"{job_id}-"), timeout=30)
+    assert aksrun.get(job_id).result(timeout=60) == [9, 16, 25]
+
+    recorded = kubernetes_digests.decode(job)
+    recorded[1] = ("0" * 64, None)
+    k8s.admin_api("BatchV1Api").patch_namespaced_job(job_id, k8s.namespace, {"metadata": {
+        "annotations": {kubernetes_digests.ANNOTATION: kubernetes_digests.encode(recorded)}}})
+    with pytest.raises(IntegrityError):
+        aksrun.get(job_id).result(timeout=60)
 
 
 def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):

@@ -34,7 +34,7 @@ def test_healthy_set_up_passes_every_check(healthy: DoctorSetup, test_images,
     assert f"{healthy.namespace} is yours" in lines["namespace"]
     assert "Kubernetes v1.36.3" in lines["Kubernetes API"]
     assert f"workload identity client id {'5b0c7a5e'}" in lines["service account"]
-    assert "all 12 verbs aksrun uses are allowed" in lines["Kubernetes permissions"]
+    assert "all 13 verbs aksrun uses are allowed" in lines["Kubernetes permissions"]
     assert "write, read and delete work" in lines["store"]
     assert "aksrun-runner:py3.11-0.1.0-" in lines["runner image"]
     assert "Python 3.11, aksrun 0.1.0 in the image and here; cloudpickle" in \

@@ -21,6 +21,7 @@ import urllib3
 from ..core.config import Config
 from ..errors import AksrunError, ConfigError, UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+from . import kubernetes_digests as digests
 from . import kubernetes_events as kev
 from . import kubernetes_manifest as manifest
 from .kubernetes_watch import MergedWatch
@@ -32,6 +33,8 @@ NO_IMAGE = ("no runner image configured: set AKSRUN_IMAGE to an image with aksru
             "or AZURE_CONTAINER_REGISTRY to the Azure Container Registry aksrun builds its "
             "images in (e.g. AZURE_CONTAINER_REGISTRY=myacr).")
 FAILED_CREATE_LIMIT = 2
+# How often a watching client copies new output digests onto the Job (and at its end).
+RECORD_INTERVAL = 30.0
 PULL_PATIENCE = 300.0
 PAGE_SIZE = 500  # the Job controller's failures to create a pod before aksrun gives up
 
@@ -309,6 +312,12 @@ class _Tracker:
         self.failed_creates: dict[str, int] = {}  # FailedCreate event name -> its count
         self.pulling: dict[str, float] = {}  # pod name -> first transient pull failure seen
         self.progress = time.monotonic()  # when a pod of the job last started or finished
+        # Output digests: from termination messages, and as recorded on the Job.
+        self.verified: dict[int, tuple[str, str | None]] = {}
+        self.recorded: dict[int, tuple[str, str | None]] = {}
+        self.job: dict[str, Any] | None = None
+        self.last_record = time.monotonic()
+        self.record_refused = False
 
     def run(self) -> Iterator[TaskEvent]:
         while True:
@@ -317,12 +326,15 @@ class _Tracker:
             except queue.Empty:
                 source, kind, obj = "tick", "", {}
             if kind == "STOPPED" or self.stop.is_set():
+                self._record()
                 return
             if kind == "BROKEN":
                 raise AksrunError(_api_error(obj["error"], f"watching the {source}s of job "
                                              f"{self.handle.job_id}", self.compute.namespace))
             if source == "pod":
                 for event in self._on_pod(kind, obj):
+                    if event.kind == "succeeded" and self._all_succeeded():
+                        self._record()  # before the caller has its last result, and may exit
                     yield event
                     if event.kind == "failed" and event.reason == "OOMKilled":
                         # Kubernetes would retry it with the same limit, and fail again.
@@ -341,6 +353,7 @@ class _Tracker:
                 event = self._on_job(kind, obj)
                 if event is not None:
                     yield from self._flush_successes()
+                    self._record()
                     yield event
                     return
             failure = self._fail_fast()
@@ -348,6 +361,8 @@ class _Tracker:
                 self.compute.cancel(self.handle)
                 yield failure
                 return
+            if time.monotonic() - self.last_record > RECORD_INTERVAL:
+                self._record()
 
     def _next_check(self) -> float:
         """Wake for the scale-up grace of an unschedulable pod, or to notice `stop`."""
@@ -392,6 +407,8 @@ class _Tracker:
                 if index in self.succeeded:
                     return  # a retried index reports once
                 self.succeeded.add(index)
+                if event.digest:
+                    self.verified[index] = (event.digest, event.reason)
             else:
                 self.attempts[index] = attempt + 1
                 if event.kind == "retrying" and event.reason != "Evicted":
@@ -474,16 +491,59 @@ class _Tracker:
             return TaskEvent("job_cancelled", reason="Deleted",
                              message=f"Job {self.handle.job_id} was deleted")
         self.job_seen = True
+        self.job = job
+        self.recorded = digests.decode(job)
         limit = (job.get("spec") or {}).get("backoffLimitPerIndex")
         self.backoff_limit = limit if isinstance(limit, int) else self.backoff_limit
         return kev.job_terminal(job)
 
     def _flush_successes(self) -> Iterator[TaskEvent]:
-        """The Job can report Complete before the last pod's watch event arrives."""
-        if self.watch.stopped.is_set():
+        """The Job can report Complete before the last pod's watch event arrives; and the
+        pods of completed indexes may be gone (pod GC after a node's removal): their
+        digests as recorded on the Job stand in for their termination messages."""
+        if not self.watch.stopped.is_set():
+            for pod in self.compute._pods(self.handle.job_id):
+                yield from self._on_pod("LISTED", pod)
+        completed = kev.parse_indexes(((self.job or {}).get("status") or {})
+                                      .get("completedIndexes"))
+        for index in sorted(completed - self.succeeded):
+            if index in self.recorded:
+                digest, raised = self.recorded[index]
+                self.succeeded.add(index)
+                yield TaskEvent("succeeded", index, self.attempts.get(index, 0),
+                                digest=digest, reason=raised or "0")
+
+    def _all_succeeded(self) -> bool:
+        completions = ((self.job or {}).get("spec") or {}).get("completions")
+        return isinstance(completions, int) and len(self.succeeded) >= completions
+
+    def _record(self) -> None:
+        """Copy digests not yet on the Job onto it (one PATCH). Best effort: a Role without
+        `patch` on jobs (granted before aksrun needed it) is said once, then left alone."""
+        self.last_record = time.monotonic()
+        merged = {**self.recorded, **self.verified}
+        if self.record_refused or merged == self.recorded:
             return
-        for pod in self.compute._pods(self.handle.job_id):
-            yield from self._on_pod("LISTED", pod)
+        from kubernetes.client.rest import ApiException
+
+        body = {"metadata": {"annotations": {digests.ANNOTATION: digests.encode(merged)}}}
+        try:
+            self.compute.batch.patch_namespaced_job(self.handle.job_id, self.compute.namespace,
+                                                    body, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status == 403:
+                self.record_refused = True
+                log.info("aksrun may not patch Job %s (%s): its output digests live only in "
+                         "its pods; `aksrun admin add-user` grants jobs/patch",
+                         self.handle.job_id, self.compute.namespace)
+            else:
+                log.debug("recording digests on Job %s failed", self.handle.job_id,
+                          exc_info=True)
+            return
+        except (OSError, urllib3.exceptions.HTTPError):
+            log.debug("recording digests on Job %s failed", self.handle.job_id, exc_info=True)
+            return
+        self.recorded = merged
 
     def _forget(self, name: str) -> None:
         for table in (self.pods, self.unschedulable, self.pulling, self.pull_failed):

@@ -5,7 +5,8 @@ One list of rules serves three readers: the admin commands that create the Role,
 the client really calls is granted; the cluster's own controllers create and delete the pods.
 
 - batch/jobs: create (a submission), get (re-attach), list + watch (the merged watch and
-  `jobs ls`), delete (cancel and `jobs rm`; foreground propagation needs nothing more).
+  `jobs ls`), patch (verified output digests kept on the Job, see kubernetes_digests),
+  delete (cancel and `jobs rm`; foreground propagation needs nothing more).
 - pods: get, list, watch (task states and termination messages); pods/log: get (logs).
 - events: list, watch (why a pod or the Job is stuck: scheduling, image pulls, FailedCreate).
 - serviceaccounts/aksrun only: get (`doctor` reads its workload-identity annotation).
@@ -21,7 +22,7 @@ from typing import Any
 ROLE_NAME = "aksrun-user"
 RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": ["batch"], "resources": ["jobs"],
-     "verbs": ["create", "get", "list", "watch", "delete"]},
+     "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
@@ -117,5 +118,5 @@ def forbidden_message(body: str | None, doing: str, namespace: str) -> str:
         who = "your identity lacks a permission"
     return (f"{doing} was refused: {who} in namespace {namespace!r}. Ask your cluster admin "
             f"for aksrun's Role there (`aksrun admin add-user` grants Role {ROLE_NAME!r}: "
-            "jobs create/get/list/watch/delete, pods get/list/watch, pods/log get, events "
+            "jobs create/get/list/watch/patch/delete, pods get/list/watch, pods/log get, events "
             "list/watch), or set AKSRUN_NAMESPACE to your own namespace.")

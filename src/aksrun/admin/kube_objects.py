@@ -170,7 +170,7 @@ def ensure_role(ctx: AdminContext, user: str, planned: bool) -> None:
                  create=lambda: api.create_namespaced_role(namespace, body),
                  replace=lambda: api.replace_namespaced_role(rbac.ROLE_NAME, namespace, body),
                  same=lambda found: _rules(found) == body["rules"],
-                 detail="jobs create/get/list/watch/delete, pods get/list/watch, pods/log, "
+                 detail="jobs create/get/list/watch/patch/delete, pods get/list/watch, pods/log, "
                         "events list/watch, serviceaccounts/aksrun get")
 
 
