@@ -7,6 +7,7 @@ invalid configuration).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -75,7 +76,13 @@ def run(target: str, args: tuple[str, ...], cpu, memory, timeout, retries, detac
 
         print_manifest(remote, positional, keywords)
         return
-    fut = remote.submit(*positional, **keywords)
+    try:
+        fut = remote.submit(*positional, **keywords)
+    except OSError as exc:
+        error = _local_state_error(exc)
+        if error is None:
+            raise
+        raise error from exc
     if detach:
         click.echo(fut.job_id)
         return
@@ -96,12 +103,21 @@ def jobs() -> None:
 
 @jobs.command("ls")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--limit", type=int, default=50, show_default=True, help="Show at most N jobs.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show at most N jobs, newest first (N is 1 or more).")
 def jobs_ls(as_json: bool, limit: int) -> None:
     """List jobs, newest first: id, function, state, calls done/total, started, duration."""
     from ..api.session import default_client
+    from ..core.config import load_config
 
-    statuses = default_client().list()[:limit]
+    config = load_config()
+    try:
+        statuses = default_client(config).list()[:limit]
+    except OSError as exc:
+        _check_local_state(config)
+        raise AksrunError(f"could not list jobs: {exc}.") from exc
+    if not statuses:
+        _check_local_state(config)  # "no jobs yet" only when there is somewhere to look
     if as_json:
         click.echo(json.dumps([_status_dict(s) for s in statuses], indent=2))
         return
@@ -156,13 +172,22 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 @jobs.command("logs")
 @click.argument("job_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output while the job runs.")
-@click.option("--task", type=int, default=None, help="Only this task (chunk) index.")
+@click.option("--task", type=int, default=None,
+              help="Only this task (chunk) index, from 0; `jobs show` gives the count.")
 def jobs_logs(job_id: str, follow: bool, task: int | None) -> None:
     """Print the function's stdout/stderr, per task, from the store."""
     from ..api.session import default_client
 
     client = default_client()
     record = client.record(job_id)
+    count = len(record.chunks)
+    if task is not None and not 0 <= task < count:
+        valid = "0" if count == 1 else f"0 to {count - 1}"
+        raise click.BadParameter(
+            f"job {job_id} has {count} task{'s' * (count != 1)} ({valid}); there is no task "
+            f"{task}. Give --task {valid}, or leave --task out for every task.",
+            param_hint="'--task'",
+        )
     tasks = [task] if task is not None else range(len(record.chunks))
     for index in tasks:
         if len(record.chunks) > 1 and task is None:
@@ -203,6 +228,43 @@ def jobs_rm(job_id: str) -> None:
 
     count = default_client().remove(job_id)
     click.echo(f"removed {job_id} ({count} objects)")
+
+
+def _check_local_state(config: Any) -> None:
+    """Raise ConfigError when the local backend's state (AKSRUN_HOME) or a file:// store
+    can't be read: an unusable directory lists as empty, which must not read "no jobs"."""
+    from ..adapters.local_store import LocalStore, directory_problem
+
+    if config.backend == "local":
+        problem = directory_problem(config.home_path)
+        if problem:
+            raise ConfigError(
+                f"aksrun's local state in {config.home_path} (home, from "
+                f"{config.source_of('home')}) can't be read: {problem}; set AKSRUN_HOME to a "
+                "readable, writable directory."
+            )
+    if config.store_url.startswith("file://"):
+        LocalStore.from_url(config.store_url).check_readable()
+
+
+def _local_state_error(exc: OSError) -> ConfigError | None:
+    """A local backend that can't write its job folders under AKSRUN_HOME (the store, which
+    says so itself, may live elsewhere): the path, the reason and the fix, not a traceback.
+    None for any other OSError."""
+    from ..core.config import load_config
+
+    config = load_config()
+    path = os.fsdecode(exc.filename) if exc.filename is not None else ""
+    home = str(config.home_path)
+    if config.backend != "local" or not (path == home or path.startswith(home + os.sep)):
+        return None
+    from ..adapters.local_store import directory_problem
+
+    problem = directory_problem(config.home_path) or f"{exc.strerror or exc}: {path}"
+    return ConfigError(
+        f"aksrun's local state in {home} (home, from {config.source_of('home')}) is not "
+        f"writable: {problem}; set AKSRUN_HOME to a writable directory."
+    )
 
 
 def _print_outcome(fut, as_json: bool, before_print=lambda: None) -> None:

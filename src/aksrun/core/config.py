@@ -7,12 +7,13 @@ pyproject.toml or `aksrun.toml` > defaults.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,13 +157,10 @@ def load_config(overrides: Mapping[str, Any] | None = None, cwd: str | None = No
     environ = dict(os.environ)  # before .env is loaded, so sources stay exact
     dotenv_path = here / ".env"
     if dotenv_path.is_file() and environ.get("AKSRUN_DOTENV", "1") != "0":
-        from dotenv import dotenv_values, load_dotenv
-
-        for key, value in dotenv_values(dotenv_path).items():
+        for key, value in _load_dotenv_file(dotenv_path).items():
             field = _field_for_env(key)
             if field and value and not environ.get(key):
                 values[field], sources[field] = value, f".env ({dotenv_path}) variable {key}"
-        load_dotenv(dotenv_path, override=False)  # AZURE_* identity variables reach the SDK
 
     for field, env in ENV_NAMES.items():
         if environ.get(env):
@@ -173,6 +171,66 @@ def load_config(overrides: Mapping[str, Any] | None = None, cwd: str | None = No
             values[key], sources[key] = value, "argument"
 
     return _validate(values, sources)
+
+
+def _load_dotenv_file(path: Path) -> dict[str, str | None]:
+    """The file's values, and its variables set in the environment (never overriding it:
+    AZURE_* identity variables must reach the SDK). Read once: python-dotenv warns about a
+    bad line on every parse, without the file's name; aksrun warns once, naming both."""
+    import io
+
+    from dotenv import dotenv_values, load_dotenv
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} could not be read ({exc}); fix the file, or set "
+                          "AKSRUN_DOTENV=0 to ignore it.") from None
+    _warn_unparsed_lines(path, text)
+    with _quiet_dotenv():
+        values = dotenv_values(stream=io.StringIO(text))
+        load_dotenv(stream=io.StringIO(text), override=False)
+    return values
+
+
+_warned_dotenv: set[tuple[str, int]] = set()
+
+
+def _warn_unparsed_lines(path: Path, text: str) -> None:
+    """One warning per file content and process (load_config runs on every call)."""
+    import io
+    import logging
+
+    from dotenv.parser import parse_stream
+
+    key = (str(path), hash(text))
+    if key in _warned_dotenv:
+        return
+    _warned_dotenv.add(key)
+    bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
+    if bad:
+        lines = ", ".join(str(n) for n in bad)
+        logging.getLogger("aksrun").warning(
+            "%s: line%s %s could not be parsed and %s ignored; write each setting as "
+            "KEY=value (quote values that hold spaces or '#').",
+            path, "s" * (len(bad) > 1), lines, "are" if len(bad) > 1 else "is")
+
+
+@contextlib.contextmanager
+def _quiet_dotenv() -> Iterator[None]:
+    """Drops python-dotenv's own unparsed-line warnings while aksrun parses (aksrun has said
+    it once already, with the file's name)."""
+    import logging
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("python-dotenv could not parse")
+
+    logger = logging.getLogger("dotenv.main")
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def _field_for_env(name: str) -> str | None:
