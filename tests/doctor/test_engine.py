@@ -140,3 +140,57 @@ def test_claims_name_a_person_by_upn_and_an_app_by_its_id():
     app = principal(_jwt({"appid": "a1", "oid": "o2", "tid": "t2", "idtyp": "app"}))
     assert app.describe() == "application a1 (object id o2, tenant t2)"
     assert principal("not a jwt").name == "?"
+
+
+IMPORT_PROBE = r"""
+import json, sys, threading
+first = {}
+class Recorder:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("kubernetes", "azure", "requests", "urllib3", "msal"):
+            first.setdefault(name, threading.current_thread().name)
+        return None
+sys.meta_path.insert(0, Recorder())
+from aksrun.doctor import run_doctor
+run_doctor(timeout=3)
+# The client's lazily loaded models: each imports only what kubernetes.client already has.
+leaf = ("kubernetes.client.models.", "kubernetes.client.api.")
+print(json.dumps({n: t for n, t in first.items()
+                  if t != "MainThread" and not n.startswith(leaf)}))
+"""
+
+
+def test_the_checks_import_nothing_heavy_at_the_same_time(tmp_path):
+    """Two check threads importing kubernetes and azure-identity for the first time at once
+    can each get a half-initialised module ("cannot import name ... circular import"): seen
+    in a real run. Every heavy module is imported by one thread before the checks start."""
+    import os
+    import subprocess
+    import sys
+
+    closed = "127.0.0.1:9"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "
+        f"'https://{closed}'}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: "
+        "[{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n")
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJub25lIn0.e30.")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AKSRUN_"))}
+    env.update({
+        "AKSRUN_DOTENV": "0", "AKSRUN_HOME": str(tmp_path / "home"), "AKSRUN_USER": "alice",
+        "AKSRUN_BACKEND": "kubernetes", "KUBECONFIG": str(kubeconfig),
+        "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+        "AZURE_RESOURCE_GROUP": "rg", "AZURE_AKS_CLUSTER_NAME": "aks",
+        "AKSRUN_ARM_ENDPOINT": f"https://{closed}", "AZURE_CONTAINER_REGISTRY": "aksrunacr",
+        "AKSRUN_REGISTRY_LOGIN_SERVER": closed, "AKSRUN_STORE": "az://aksrun-alice",
+        "AKSRUN_STORAGE_ACCOUNT_URL": f"https://{closed}/devstoreaccount1",
+        # DefaultAzureCredential's workload-identity path only, to a port nobody serves
+        "AZURE_TOKEN_CREDENTIALS": "WorkloadIdentityCredential",
+        "AZURE_AUTHORITY_HOST": f"https://{closed}", "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_ID": "c", "AZURE_FEDERATED_TOKEN_FILE": str(token),
+    })
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {}

@@ -37,6 +37,6 @@ def run_doctor(config: Config | None = None, *, timeout: float = DEFAULT_TIMEOUT
                 str(exc), "correct that setting where the message says it came from, then run "
                 "`aksrun doctor` again."), time.monotonic() - started)
             return Report("?", (failed,), time.monotonic() - started)
-    warmup.start(config)
+    warmup.preload(config)
     results = run_checks(plan(config), Context(config, timeout), timeout)
     return Report(config.backend, tuple(results), time.monotonic() - started, note(config))
