@@ -195,6 +195,10 @@ class Supervisor:
             task = self.running.pop(pid, None)
             if task is None:
                 continue
+            # The runner led its own session: whatever it started and left (a worker pool,
+            # a forgotten Popen) is in its process group, and ends with the task, as a pod's
+            # processes end with the pod.
+            _kill_group(pid)
             index, attempt, task_dir, slot = task
             self.finished[index] = (pid, attempt, task_dir, slot)
             done.append((index, os.waitstatus_to_exitcode(status)))
