@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
@@ -57,6 +58,7 @@ class LocalCompute:
             "created": time.time(),
             "slots": str(self.root / "slots"),
             "slot_count": self.max_parallel,
+            **_memory(request.options),
         }
         _write_json(folder / "launch.json", spec)
         proc, wake_r = start_supervisor(folder)
@@ -302,3 +304,13 @@ def _reap_later(proc: subprocess.Popen) -> None:
     import threading
 
     threading.Thread(target=proc.wait, daemon=True, name="aksrun-reaper").start()
+
+
+def _memory(options: Any) -> dict[str, Any]:
+    """memory= as the supervisor enforces it (local_memory); nothing when unset."""
+    from ..core.quantities import memory_bytes
+
+    memory = getattr(options, "memory", None)
+    if not memory:
+        return {}
+    return {"memory": str(memory), "memory_bytes": memory_bytes(str(memory))}

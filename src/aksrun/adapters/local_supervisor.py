@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from ..ports.compute import EXIT_OK, EXIT_REASONS, EXIT_TIMEOUT, FATAL_EXIT_CODES
+from . import local_memory
 
 
 class Supervisor:
@@ -41,6 +42,9 @@ class Supervisor:
         )
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
+        # memory=: each runner's process group is held to it (local_memory)
+        self.memory_limit: int | None = self.spec.get("memory_bytes")
+        self.oom_killed: dict[int, int] = {}  # runner pid -> resident bytes when killed
 
     def emit(self, kind: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
@@ -70,6 +74,7 @@ class Supervisor:
                     f"the job ran longer than its deadline ({deadline:g}s) and was stopped",
                 )
             starved = False
+            self.police_memory()
             while pending and len(self.running) < spec["parallelism"]:
                 slot = self.slots.acquire()
                 if slot is None:
@@ -79,8 +84,10 @@ class Supervisor:
                 self.start(index, attempts[index], slot)
             for index, code in self.reap(self.wait_time(starved, deadline, started)):
                 pid_task = self.finished.pop(index)
-                _pid, attempt, task_dir, slot = pid_task
+                pid, attempt, task_dir, slot = pid_task
                 self.slots.release(slot)
+                if pid in self.oom_killed:
+                    return self.stop_oom(index, attempt, pid)
                 outcome = self.judge(index, attempt, task_dir, code, attempts[index] < limit)
                 if outcome == "fatal":
                     return self.stop("job_failed", self.fatal[0], self.fatal[1])
@@ -119,8 +126,29 @@ class Supervisor:
         self.emit(kind, index=index, attempt=attempt, reason=reason, message=text)
         return "retry" if may_retry else "failed"
 
+    def police_memory(self) -> None:
+        """SIGKILL every runner group over memory=, as the OOM killer would."""
+        if not self.memory_limit or not self.running:
+            return
+        limits = {pid: self.memory_limit for pid in self.running}
+        for pid, used in local_memory.over_limit(limits).items():
+            self.oom_killed[pid] = used
+            _kill_group(pid)
+
+    def stop_oom(self, index: int, attempt: int, pid: int) -> int:
+        """Kubernetes would retry it with the same limit, and it would fail again."""
+        used = self.oom_killed.pop(pid)
+        memory = self.spec.get("memory") or f"{self.memory_limit} bytes"
+        message = (f"the runner was OOMKilled at its memory limit ({memory}; it held "
+                   f"{used / 2**20:.0f} MiB); raise memory=")
+        self.emit("failed", index=index, attempt=attempt, reason="OOMKilled", message=message)
+        return self.stop("job_failed", "OOMKilled", message)
+
     def wait_time(self, starved: bool, deadline: float | None, started: float) -> float | None:
         wait = 0.02 if starved else None
+        if self.memory_limit and self.running:
+            wait = local_memory.SAMPLE_INTERVAL if wait is None else min(
+                wait, local_memory.SAMPLE_INTERVAL)
         if deadline is not None:
             left = max(0.0, deadline - (time.monotonic() - started))
             wait = left if wait is None else min(wait, left)

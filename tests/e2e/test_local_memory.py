@@ -1,0 +1,32 @@
+"""The local backend rehearses AKS's memory limit: a call over `memory=` is killed and
+reported OOMKilled with the limit, as the cluster would, instead of succeeding locally and
+failing on its first real run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import aksrun
+
+
+def hold(mib: int) -> int:
+    block = bytearray(mib * 2**20)
+    for i in range(0, len(block), 4096):  # touch every page: resident, not just reserved
+        block[i] = 1
+    time.sleep(1.0)  # long enough to be sampled
+    return len(block) // 2**20
+
+
+def test_a_call_over_its_memory_limit_is_oomkilled_naming_the_limit():
+    start = time.monotonic()
+    with pytest.raises(aksrun.JobFailedError) as info:
+        aksrun.function(memory="256Mi")(hold)(600)
+    text = str(info.value)
+    assert "memory limit" in text and "memory='256Mi'" in text and "raise memory=" in text
+    assert time.monotonic() - start < 30
+
+
+def test_a_call_within_its_limit_is_untouched():
+    assert aksrun.function(memory="512Mi")(hold)(100) == 100
