@@ -12,12 +12,19 @@ class ConfigError(AksrunError, ValueError):
     """An option or setting is invalid; the message names it, its source and the fix."""
 
 
+class UnsupportedFunctionError(ConfigError, TypeError):
+    """The decorated function can't run as a remote call (a generator function): refused at
+    decoration, before anything is pickled or written; the message says what to write
+    instead."""
+
+
 class SerializationError(AksrunError):
     """An argument or return value can't be pickled (raised before anything is written)."""
 
 
 class IntegrityError(AksrunError):
-    """An object in the store does not match its recorded sha256; it is never unpickled."""
+    """An object in the store does not match its recorded sha256 (it is never unpickled), or
+    a job record read back from the store is malformed or not the one the job ran with."""
 
 
 class VersionMismatchError(AksrunError):

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from ..core.options import FunctionOptions, options_from
-from ..errors import AksrunError
+from ..errors import AksrunError, ConfigError, UnsupportedFunctionError
 from .future import Future
 from .session import default_client
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# A map reads all its inputs before anything is submitted (every call is pickled into the
+# job), so it needs an end: past this many calls (or on an endless iterable such as
+# itertools.count()) it raises ConfigError instead of reading, and hanging, forever.
+MAX_MAP_CALLS = 1_000_000
 
 
 class RemoteFunction(Generic[P, R]):
@@ -23,6 +30,7 @@ class RemoteFunction(Generic[P, R]):
     def __init__(self, func: Callable[P, R], options: FunctionOptions) -> None:
         if not callable(func):
             raise AksrunError(f"@aksrun.function decorates functions, not {type(func).__name__}.")
+        _refuse_generators(func)
         self.func = func
         self.options = options
         functools.update_wrapper(self, func)
@@ -56,15 +64,15 @@ class RemoteFunction(Generic[P, R]):
     ) -> Iterator[R]:
         """Run one call per zipped input as ONE job; yield results in input order as they
         arrive. The first failure raises (the rest are cancelled) unless `return_exceptions`.
+
+        The inputs are read before anything is submitted: at most MAX_MAP_CALLS (1,000,000)
+        calls per map; batch larger (or endless) inputs into several maps.
         """
         if not iterables:
             raise AksrunError(f"{self.__name__}.map() needs at least one iterable of inputs.")
-        for name, value in (("max_parallel", max_parallel), ("chunksize", chunksize)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                from ..errors import ConfigError
-
-                raise ConfigError(f"{name}={value!r} is not valid; use a whole number >= 1.")
-        calls = [(args, {}) for args in zip(*iterables, strict=False)]
+        check_count("max_parallel", max_parallel)
+        check_count("chunksize", chunksize)
+        calls = collect_calls(iterables, f"{self.__name__}.map()")
         if not calls:
             return iter(())
         run = self._submit(calls, kind="map", max_parallel=max_parallel, chunksize=chunksize)
@@ -103,6 +111,46 @@ def function(
     if func is not None:
         return RemoteFunction(func, opts)
     return lambda f: RemoteFunction(f, opts)
+
+
+def check_count(name: str, value: int | None) -> None:
+    """A parallelism or chunk size: a bool, a float or anything under 1 is refused here, not
+    turned into an empty job or a Kubernetes validation error later."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ConfigError(f"{name}={value!r} is not valid; use a whole number of at least 1 "
+                          f"(e.g. {name}=10), or leave it out for aksrun's default.")
+
+
+def collect_calls(iterables: tuple[Iterable[Any], ...], what: str) -> list[Any]:
+    """Read a map's inputs, one bound past MAX_MAP_CALLS at most, so an endless iterator is
+    detected without hanging (and without holding more than that bound in memory)."""
+    limit = MAX_MAP_CALLS
+    inputs = list(itertools.islice(zip(*iterables, strict=False), limit + 1))
+    if len(inputs) > limit:
+        raise ConfigError(
+            f"{what} was given more than {limit:,} inputs (or an endless iterable such as "
+            f"itertools.count()); one map runs at most {limit:,} calls. Pass a finite "
+            f"iterable, or split the inputs into batches of at most {limit:,} and map each "
+            "batch (e.g. `f.map(xs[i:i + 100_000])` for i in range(0, len(xs), 100_000)). "
+            "Nothing was submitted."
+        )
+    return [(args, {}) for args in inputs]
+
+
+def _refuse_generators(func: Callable[..., Any]) -> None:
+    """A generator's values can't stream back from a remote call, and the generator itself
+    doesn't pickle: refuse it now, before a job runs it remotely and fails at the end.
+    (`async def` functions are fine: the runner awaits them with asyncio.run.)"""
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        name = getattr(func, "__qualname__", repr(func))
+        kind = "an async generator" if inspect.isasyncgenfunction(func) else "a generator"
+        raise UnsupportedFunctionError(
+            f"{name}() is {kind} function (it uses `yield`), which can't run remotely: its "
+            "values can't stream back and a generator doesn't pickle. Return a list instead "
+            "(`return [...]`, or collect the values with `list(...)` inside the function); "
+            "to get values as they finish, .map() the function over its inputs."
+        )
 
 
 def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | None):

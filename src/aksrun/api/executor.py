@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..core.options import options_from
-from .decorator import RemoteFunction
+from .decorator import RemoteFunction, check_count, collect_calls
 from .future import Future
 
 
@@ -17,6 +17,7 @@ class Executor(cf.Executor):
     """Each `submit` is one remote call; each `map` is ONE job over all its inputs."""
 
     def __init__(self, max_parallel: int | None = None, **function_options: Any) -> None:
+        check_count("max_parallel", max_parallel)
         self.options = options_from(function_options)
         self.max_parallel = max_parallel
         self._futures: set[Future] = set()
@@ -42,11 +43,13 @@ class Executor(cf.Executor):
     ) -> Iterator[Any]:
         """Like `Executor.map`: results in order; `timeout` counts from this call and raises
         TimeoutError when a result isn't ready in time. `chunksize=1` (the stdlib default)
-        lets aksrun pick chunks; a larger value is used as given."""
+        lets aksrun pick chunks; a larger value is used as given. The inputs are read first:
+        at most MAX_MAP_CALLS (1,000,000) calls per map."""
         self._check_open()
+        check_count("chunksize", chunksize)
         end = None if timeout is None else time.monotonic() + timeout
         remote = self._remote(fn)
-        calls = [(args, {}) for args in zip(*iterables, strict=False)]
+        calls = collect_calls(iterables, "Executor.map()")
         if not calls:
             return iter(())
         run = remote._submit(

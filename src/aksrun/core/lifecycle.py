@@ -83,7 +83,7 @@ class Client:
         prepare = getattr(self.compute, "prepare", None)
         if prepare is not None:  # e.g. find or build the function's image: before any upload
             prepare(options)
-        run = JobRun(self, job_id, plan.record)
+        run = JobRun(self, job_id, plan.record, record_digest=plan.request.job_digest)
         run.source_modules = _source_modules(func)
         try:
             self._upload_function(plan.function)
@@ -113,24 +113,38 @@ class Client:
         with self._lock:
             self._uploaded.add(key)
 
+    def forget_function(self, sha256: str) -> None:
+        """A job failed its integrity check: the next submission of this function checks (and
+        if need be re-uploads) the stored copy again, instead of trusting it for the rest of
+        the process's life."""
+        with self._lock:
+            self._uploaded.discard(jobmod.function_key(sha256))
+
     # --- existing jobs ---------------------------------------------------------------------
 
     def record(self, job_id: str) -> jobmod.JobRecord:
+        """The job's record from the store, strictly checked (IntegrityError naming the job and
+        its key if it is corrupted)."""
+        return self._read_record(job_id)[0]
+
+    def _read_record(self, job_id: str) -> tuple[jobmod.JobRecord, str]:
+        """The record and the digest of the bytes read: each task's output carries the digest
+        of the record its runner verified, which is checked against this one."""
         check_job_id(job_id)
         try:
-            raw = self.store.get(jobmod.record_key(job_id))
+            raw = bytes(self.store.get(jobmod.record_key(job_id)))
         except KeyError:
             raise UnknownJobError(
                 f"no job {job_id!r} in store {self.store.url}; see `aksrun jobs ls` for the "
                 "jobs you can re-attach to (and check AKSRUN_STORE / AKSRUN_BACKEND)."
             ) from None
-        return jobmod.JobRecord.from_json(raw)
+        return jobmod.JobRecord.from_json(raw, job_id=job_id), jobmod.digest_of(raw)
 
     def attach(self, job_id: str) -> JobRun:
         """A JobRun for an existing job. If compute no longer has it (cancelled and deleted,
         or expired), the store's record says how it ended."""
-        record = self.record(job_id)
-        run = JobRun(self, job_id, record)
+        record, digest = self._read_record(job_id)
+        run = JobRun(self, job_id, record, record_digest=digest)
         try:
             run.handle = self.compute.attach(job_id)
         except UnknownJobError:
@@ -349,8 +363,10 @@ class JobRun:
     10,000 calls costs a handful of futures, and values are decoded as they are consumed.
     """
 
-    def __init__(self, client: Client, job_id: str, record: jobmod.JobRecord) -> None:
+    def __init__(self, client: Client, job_id: str, record: jobmod.JobRecord, *,
+                 record_digest: str | None = None) -> None:
         self.client, self.job_id, self.record = client, job_id, record
+        self.record_digest = record_digest  # sha256 of the job.json bytes this run uses
         self.handle: JobHandle | None = None
         self.chunks: list[cf.Future] = [cf.Future() for _ in record.chunks]
         self.source_modules: list[str] = []  # where remote frames' source can be found
@@ -457,12 +473,20 @@ class JobRun:
                 f"retrying (attempt {event.attempt + 2})."
             )
         elif event.kind == "failed" and event.index is not None:
+            self._forget_if_corrupt(event)
             settle(self.chunks[event.index], None, _task_error(event, self.record))
         elif event.kind == "job_cancelled":
             self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
         elif event.kind == "job_failed":
+            self._forget_if_corrupt(event)
             self._record_outcome(event)
             self._fail_open(_job_error(event, self.job_id))
+
+    def _forget_if_corrupt(self, event: TaskEvent) -> None:
+        """Before the caller hears of it (so a retry right away re-uploads): an object of
+        this job failed its digest, possibly the shared, cached function."""
+        if event.reason == "IntegrityError":
+            self.client.forget_function(self.record.function_sha256)
 
     def _record_outcome(self, event: TaskEvent) -> None:
         """Keep why the job failed: compute may delete a Job that failed fast."""
@@ -478,7 +502,9 @@ class JobRun:
         chunk, future = self.record.chunks[index], self.chunks[index]
         try:
             raw = self._fetch(jobmod.output_key(self.job_id, index))
-            outcomes = loads(raw, digest, f"output of task {index} of job {self.job_id}")
+            document = loads(raw, digest, f"output of task {index} of job {self.job_id}")
+            job_digest, outcomes = jobmod.unpack_outputs(document)
+            self._check_output(index, job_digest, len(outcomes))
         except IntegrityError as exc:
             settle(future, None, exc)
             return
@@ -496,6 +522,25 @@ class JobRun:
             for offset, (status, value, *rest) in enumerate(outcomes)
         ]
         settle(future, values, None)
+
+    def _check_output(self, index: int, job_digest: str | None, count: int) -> None:
+        """The output (verified against compute's digest) must come from the record this run
+        read: a job.json edited in the store after submission would otherwise shape the
+        results (a call's value returned as a list, calls dropped)."""
+        key = jobmod.record_key(self.job_id)
+        if job_digest is not None and self.record_digest is not None and (
+                job_digest != self.record_digest):
+            raise IntegrityError(
+                f"job {self.job_id}: its record {key} is not the one task {index} ran with "
+                "(the runner's verified output names another digest): job.json was changed "
+                "in the store after submission, so no result is returned. Remove the job "
+                f"(`aksrun jobs rm {self.job_id}`) and re-submit it.")
+        expected = self.record.chunks[index].calls
+        if count != expected:
+            raise IntegrityError(
+                f"job {self.job_id}: task {index} wrote {count} results but its record {key} "
+                f"says it ran {expected} calls: the record or the output does not belong to "
+                f"this job, so no result is returned. Re-submit the job.")
 
     def _fetch(self, key: str) -> bytes:
         """An output, read again after a transient store error (the object is written and

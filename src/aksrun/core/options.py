@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -74,16 +75,21 @@ def make_options(
     name: str | None = None,
 ) -> FunctionOptions:
     """Validate every option, naming the bad one, its value and the accepted form."""
+    _check_types(cpu=cpu, memory=memory, timeout=timeout, retries=retries, env=env,
+                 requirements=requirements, node_type=node_type, gpu=gpu, spot=spot,
+                 image=image, name=name)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
         raise ConfigError(f"retries={retries!r} is not valid; use a whole number from 0 to 100.")
     if not isinstance(gpu, int) or isinstance(gpu, bool) or not 0 <= gpu <= 16:
         raise ConfigError(f"gpu={gpu!r} is not valid; use a whole number of GPUs from 0 to 16.")
     if not isinstance(spot, bool):
         raise ConfigError(f"spot={spot!r} is not valid; use True or False.")
+    if name is not None and not name.strip():
+        raise ConfigError(f"name={name!r} is not valid; use a non-empty name, e.g. \"train\".")
     return FunctionOptions(
         cpu=parse_cpu(cpu),
         memory=parse_memory(memory),
-        timeout=parse_duration(timeout, "timeout"),
+        timeout=_check_timeout(timeout),
         retries=retries,
         env=_check_env(env),
         requirements=_check_requirements(requirements),
@@ -113,6 +119,53 @@ def options_from(options: Mapping[str, Any]) -> FunctionOptions:
                 f"{', '.join(OPTION_NAMES)}."
             )
     return make_options(**options)
+
+
+# The accepted Python types of each option and an example of a valid value: a value of
+# another type (a list, an object, a float number of bytes) is refused here, by name, instead
+# of failing later inside a parser or at submission.
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "cpu": ((str, int, float), 'cpu="500m" or cpu=2'),
+    "memory": ((str, int), 'memory="4Gi" (or a whole number of bytes)'),
+    "timeout": ((str, int, float), 'timeout="30m" or timeout=90 (seconds)'),
+    "retries": ((int,), "retries=2"),
+    "env": ((Mapping,), 'env={"LOG_LEVEL": "debug"}'),
+    "requirements": ((list, tuple), 'requirements=["numpy>=2"]'),
+    "node_type": ((str,), 'node_type="Standard_D8s_v5" or node_type="gpu-t4"'),
+    "gpu": ((int,), "gpu=1"),
+    "spot": ((bool,), "spot=True"),
+    "image": ((str,), 'image="myregistry.azurecr.io/aksrun-runner:py3.12-0.1.0"'),
+    "name": ((str,), 'name="train"'),
+}
+_OPTIONAL = ("timeout", "env", "requirements", "node_type", "image", "name")
+# setitimer (the runner's per-call timeout) overflows past ~68 years; a year is already far
+# past any job's useful life, and keeps the job's deadline a sane number.
+MAX_TIMEOUT = 365 * 86400.0
+
+
+def _check_types(**values: Any) -> None:
+    for option, value in values.items():
+        if value is None and option in _OPTIONAL:
+            continue
+        types, example = _TYPES[option]
+        if (option != "spot" and isinstance(value, bool)) or not isinstance(value, types):
+            raise ConfigError(
+                f"{option}={value!r} is not valid ({option} can't be of type "
+                f"{type(value).__name__}); use e.g. {example}."
+            )
+
+
+def _check_timeout(timeout: str | int | float | None) -> float | None:
+    try:
+        seconds = parse_duration(timeout, "timeout")
+    except OverflowError:
+        seconds = math.inf
+    if seconds is not None and seconds > MAX_TIMEOUT:
+        raise ConfigError(
+            f"timeout={timeout!r} is longer than aksrun allows (365 days); use a shorter "
+            'duration, e.g. "7d", or None for no per-call limit.'
+        )
+    return seconds
 
 
 def resolve_node_type(node_type: str | None) -> str | None:

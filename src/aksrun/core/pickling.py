@@ -110,6 +110,11 @@ def _project_top_modules() -> set[str]:
 # --- results -------------------------------------------------------------------------------
 
 OK, ERR = "ok", "err"
+# A traceback pickles as objects nested one level per frame: a few hundred frames overflow
+# the pickler's recursion limit (a RecursionError carries ~1,000), and the exception would
+# come back as a RemoteError. Past this many frames the middle ones are left out.
+MAX_TRACEBACK_FRAMES = 100
+_HEAD_FRAMES = 10  # kept from the start (where the call began); the rest from the end
 
 
 def exception_record(exc: BaseException) -> tuple[str, bytes | None, str, str, str]:
@@ -117,6 +122,7 @@ def exception_record(exc: BaseException) -> tuple[str, bytes | None, str, str, s
     import cloudpickle
     from tblib import pickling_support
 
+    trim_tracebacks(exc)
     tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
     try:
@@ -125,6 +131,44 @@ def exception_record(exc: BaseException) -> tuple[str, bytes | None, str, str, s
     except Exception:
         blob = None
     return (ERR, blob, type_name, str(exc), tb_text)
+
+
+def trim_tracebacks(exc: BaseException) -> None:
+    """Cut every traceback in the exception's chain to MAX_TRACEBACK_FRAMES (its first and
+    last frames), with a note saying how many were left out, so it pickles."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        _trim(current)
+        todo += [current.__cause__, current.__context__]
+        if isinstance(current, BaseExceptionGroup):
+            todo += list(current.exceptions)
+
+
+def _trim(exc: BaseException) -> None:
+    import types
+
+    nodes = []
+    tb = exc.__traceback__
+    while tb is not None:
+        nodes.append(tb)
+        tb = tb.tb_next
+    if len(nodes) <= MAX_TRACEBACK_FRAMES:
+        return
+    tail = MAX_TRACEBACK_FRAMES - _HEAD_FRAMES
+    trimmed = None
+    for node in reversed(nodes[:_HEAD_FRAMES] + nodes[-tail:]):
+        trimmed = types.TracebackType(trimmed, node.tb_frame, node.tb_lasti, node.tb_lineno)
+    exc.__traceback__ = trimmed
+    exc.add_note(
+        f"(aksrun: the remote traceback had {len(nodes)} frames; "
+        f"{len(nodes) - MAX_TRACEBACK_FRAMES} in the middle were trimmed so it could travel "
+        f"back: the first {_HEAD_FRAMES} and the last {tail} are shown)"
+    )
 
 
 def outcome_exception(record: tuple[Any, ...]) -> BaseException:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 from ..core import job as jobmod
@@ -91,7 +92,7 @@ def _run_task(termination: _Termination) -> int:
     except Exception as exc:
         return _fail(termination, EXIT_STORE, "StoreError", f"{type(exc).__name__}: {exc}")
     try:
-        record = jobmod.JobRecord.from_json(raw, digest)
+        record = jobmod.JobRecord.from_json(raw, digest, job_id=job_id)
         _check_versions(record)
         chunk = record.chunks[index]
         func = loads(
@@ -124,12 +125,11 @@ def _run_task(termination: _Termination) -> int:
         termination.interruptible = False  # every call ran: writing their outcomes wins
         sys.stdout, sys.stderr = stdout, stderr
         sink.close()
-        payload = _dump_outcomes(final, record.function_name, chunk.start)
+        payload, errors = _dump_outcomes(final, record.function_name, chunk.start, digest)
         try:
             store.put(jobmod.output_key(job_id, index), payload.parts)
         except Exception as exc:
             return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
-        errors = sum(1 for o in final if o[0] != OK)
         return termination.write(
             {"digest": payload.sha256, "calls": len(final), "errors": errors,
              "seconds": round(time.time() - started, 3)}, 0)
@@ -180,7 +180,10 @@ def _run_call(func, args, kwargs, timeout, retries, on_hang,
     while True:
         try:
             with _deadline(timeout, on_hang):
-                return (OK, func(*args, **kwargs))
+                value = func(*args, **kwargs)
+                if isinstance(value, Coroutine):  # an `async def` function: await it here
+                    value = _await(value)
+                return (OK, value)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from user code is an outcome too
@@ -196,6 +199,14 @@ def _run_call(func, args, kwargs, timeout, retries, on_hang,
                 f"[aksrun] call raised {type(exc).__name__}: {exc}; retry {attempt} of {retries}",
                 file=sys.stderr,
             )
+
+
+def _await(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run an `async def` function's coroutine to its value, in a fresh event loop per call
+    (as a script's `asyncio.run(main())` would); asyncio is imported only when needed."""
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 class _deadline:
@@ -240,19 +251,27 @@ def _fmt(seconds: float) -> str:
 
 
 def _strip_runner_frames(exc: BaseException) -> None:
-    """Drop the runner's own frames so the remote traceback starts in the user's code."""
+    """Drop the runner's own frames (and asyncio's, for an `async def` function) so the
+    remote traceback starts in the user's code."""
+    skip = [os.path.dirname(__file__)]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and getattr(asyncio, "__file__", None):
+        skip.append(os.path.dirname(asyncio.__file__))
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(
-        os.path.dirname(__file__)
-    ):
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(tuple(skip)):
         tb = tb.tb_next
     if tb is not None:
         exc.__traceback__ = tb
 
 
-def _dump_outcomes(outcomes: list[tuple[Any, ...]], func_name: str, start: int):
+def _dump_outcomes(outcomes: list[tuple[Any, ...]], func_name: str, start: int,
+                   job_digest: str) -> tuple[Any, int]:
+    """The task's output payload and how many of its calls raised. A return value that won't
+    pickle becomes that call's SerializationError, and counts as raised: the job must not
+    be reported as succeeded when a call's value is lost."""
     try:
-        return dumps(outcomes, what="results")
+        fixed = outcomes
+        payload = dumps(jobmod.pack_outputs(job_digest, fixed), what="results")
     except SerializationError:
         fixed = []
         for i, outcome in enumerate(outcomes):
@@ -260,13 +279,24 @@ def _dump_outcomes(outcomes: list[tuple[Any, ...]], func_name: str, start: int):
                 dumps(outcome)
                 fixed.append(outcome)
             except SerializationError as exc:
-                reason = str(exc).split(": ", 1)[-1]
-                err = SerializationError(
-                    f"the return value of {func_name}() for call {start + i} could not be "
-                    f"pickled: {reason}. Return plain data (convert the object before returning)."
-                )
-                fixed.append(exception_record(err))
-        return dumps(fixed, what="results")
+                fixed.append(exception_record(_unpicklable(exc, outcome, func_name, start + i)))
+        payload = dumps(jobmod.pack_outputs(job_digest, fixed), what="results")
+    return payload, sum(1 for o in fixed if o[0] != OK)
+
+
+def _unpicklable(exc: SerializationError, outcome: tuple[Any, ...], func_name: str,
+                 call: int) -> SerializationError:
+    reason = str(exc).split(": ", 1)[-1]
+    kind = type(outcome[1])
+    what = kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__module__}.{kind.__qualname__}")
+    hint = "Return plain data (convert the object before returning)."
+    if what in ("generator", "async_generator"):
+        hint = "Return a list instead of yielding values."
+    return SerializationError(
+        f"the return value of {func_name}() for call {call} (a {what}) could not be "
+        f"pickled: {reason}. {hint}"
+    )
 
 
 def _write_termination(path: str, data: dict[str, Any]) -> None:
