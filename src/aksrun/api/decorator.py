@@ -12,7 +12,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from ..core.options import FunctionOptions, options_from
 from ..errors import AksrunError, ConfigError, UnsupportedFunctionError
-from .future import Future
+from .future import Future, stop_on_interrupt
 from .session import default_client
 
 P = ParamSpec("P")
@@ -44,9 +44,6 @@ class RemoteFunction(Generic[P, R]):
         tail = LogStreamer(run)
         try:
             return fut.result()
-        except KeyboardInterrupt:
-            run.cancel()
-            raise
         finally:
             tail.stop()
 
@@ -159,6 +156,9 @@ def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | 
     bar = Progress(run.record.calls, f"{name} [{run.job_id}]", enabled=progress)
     try:
         yield from run.values(return_exceptions, on_chunk=bar.advance)
+    except KeyboardInterrupt:
+        stop_on_interrupt(run)
+        raise
     except BaseException:
         run.cancel()
         raise

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.options import options_from
 from .decorator import RemoteFunction, check_count, collect_calls
-from .future import Future
+from .future import Future, stop_on_interrupt
 
 
 class Executor(cf.Executor):
@@ -63,6 +63,9 @@ class Executor(cf.Executor):
     def _results(self, run, timeout: float | None) -> Iterator[Any]:
         try:
             yield from run.values(timeout=timeout)
+        except KeyboardInterrupt:
+            stop_on_interrupt(run)
+            raise
         except BaseException:
             run.cancel()
             raise
@@ -84,6 +87,17 @@ class Executor(cf.Executor):
             cf.wait(futures)
             for run in runs:
                 run.done.wait()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        """Ctrl+C inside `with`: stop this executor's jobs instead of waiting for them."""
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            with self._lock:
+                runs = [f._run for f in self._futures if not f.done()] + list(self._runs)
+            for run in runs:
+                stop_on_interrupt(run)
+            self.shutdown(wait=False, cancel_futures=True)
+            return False
+        return super().__exit__(exc_type, exc, tb)
 
     def _remote(self, fn: Callable[..., Any]) -> RemoteFunction:
         if isinstance(fn, RemoteFunction):

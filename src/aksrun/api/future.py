@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
+import threading
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.lifecycle import settle
 
@@ -42,6 +44,21 @@ class Future(cf.Future):
         else:
             settle(self, value, None)
 
+    def result(self, timeout: float | None = None) -> Any:
+        """As `concurrent.futures.Future.result`; Ctrl+C while waiting stops the job."""
+        try:
+            return super().result(timeout)
+        except KeyboardInterrupt:
+            stop_on_interrupt(self._run)
+            raise
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            return super().exception(timeout)
+        except KeyboardInterrupt:
+            stop_on_interrupt(self._run)
+            raise
+
     def cancel(self) -> bool:
         with self._condition:
             if self._state == FINISHED:
@@ -59,3 +76,30 @@ class Future(cf.Future):
     def __repr__(self) -> str:
         return f"<aksrun.Future job_id={self.job_id!r} state={self._state.lower()}>"
 
+
+CANCEL_WAIT = 10.0  # seconds Ctrl+C waits for the compute to take the cancel
+
+
+def stop_on_interrupt(run: JobRun) -> None:
+    """Ctrl+C while a job is waited on: cancel it, once, saying so in one line. The cancel
+    runs in its own thread, so a second Ctrl+C neither cuts it short (the job would run on,
+    unwatched) nor prints a traceback from inside it."""
+    with _interrupt_lock:
+        if run.done.is_set() or run.job_id in _interrupted:
+            return
+        _interrupted.add(run.job_id)
+    print(f"aksrun: interrupted; cancelling job {run.job_id} "
+          f"(`aksrun jobs ls` shows it cancelled).", file=sys.stderr, flush=True)
+    worker = threading.Thread(target=run.cancel, name="aksrun-cancel", daemon=True)
+    worker.start()
+    waited = 0.0
+    while worker.is_alive() and waited < CANCEL_WAIT:
+        try:
+            worker.join(0.1)
+        except KeyboardInterrupt:
+            pass  # already stopping it
+        waited += 0.1
+
+
+_interrupt_lock = threading.Lock()
+_interrupted: set[str] = set()
