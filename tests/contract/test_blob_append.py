@@ -10,12 +10,8 @@ Azurite enforces the limit as Azure does (measured: 50,000 appends of 1 byte too
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +24,14 @@ from aksrun.adapters.blob_store import BlobStore
 from aksrun.core.lifecycle import follow_object
 from aksrun.errors import StoreError
 from aksrun.runner.logtee import LogSink
-from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, HOST, Azurite, find_binary, free_port
+from tests.support.azurite import (
+    ACCOUNT,
+    ACCOUNT_KEY,
+    HOST,
+    Azurite,
+    RestartableAzurite,
+    free_port,
+)
 
 pytestmark = pytest.mark.azurite
 
@@ -293,47 +296,9 @@ def test_unresolvable_host_is_not_retried() -> None:
     assert not blob_store._unresolvable(ServiceRequestError("x", error=transient))
 
 
-class OwnAzurite:
-    """An Azurite on a fixed port and data folder, so it can be stopped and started again
-    as the same endpoint with the same blobs (an outage)."""
-
-    def __init__(self, location: Path) -> None:
-        self.binary, self.location, self.port = find_binary(), location, free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey="
-                f"{ACCOUNT_KEY};BlobEndpoint=http://{HOST}:{self.port}/{ACCOUNT};")
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(self.binary), "--blobHost", HOST, "--blobPort", str(self.port),
-             "--disableTelemetry", "--skipApiVersionCheck", "--silent",
-             "--location", str(self.location)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.location,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"Azurite did not come back on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # it saves its blob index on SIGTERM
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-
-
 @pytest.fixture
-def own_azurite(tmp_path: Path) -> Iterator[OwnAzurite]:
-    server = OwnAzurite(tmp_path / "azurite")
+def own_azurite(tmp_path: Path) -> Iterator[RestartableAzurite]:
+    server = RestartableAzurite(tmp_path / "azurite")
     server.location.mkdir()
     server.start()
     yield server
@@ -343,7 +308,7 @@ def own_azurite(tmp_path: Path) -> Iterator[OwnAzurite]:
 OUTAGE = 20.0
 
 
-def test_store_outage_of_20_seconds_is_ridden_out(own_azurite: OwnAzurite) -> None:
+def test_store_outage_of_20_seconds_is_ridden_out(own_azurite: RestartableAzurite) -> None:
     """Azurite is stopped for 20 s, then started again on the same port with the same data:
     a get, a put and an append issued during the outage all complete once it is back."""
     store = BlobStore("outage", connection_string=own_azurite.connection_string)

@@ -76,6 +76,14 @@ def busy(ms):
     return ms
 
 
+def hog_memory():
+    """Allocates until something stops it (a memory limit)."""
+    blocks = []
+    while True:
+        blocks.append(bytearray(50 * 1024 * 1024))
+        time.sleep(0.01)
+
+
 def print_slowly(n, delay):
     for i in range(n):
         print(f"line {i}", flush=True)

@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -264,3 +265,41 @@ def _certifi_where() -> str | None:
     except ImportError:
         return None
     return certifi.where()
+
+
+class RestartableAzurite:
+    """An Azurite on a fixed port and data folder, so it can be stopped and started again
+    as the same endpoint with the same blobs (an outage)."""
+
+    def __init__(self, location: Path) -> None:
+        self.binary, self.location, self.port = find_binary(), location, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey="
+                f"{ACCOUNT_KEY};BlobEndpoint=http://{HOST}:{self.port}/{ACCOUNT};")
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(self.binary), "--blobHost", HOST, "--blobPort", str(self.port),
+             "--disableTelemetry", "--skipApiVersionCheck", "--silent",
+             "--location", str(self.location)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=self.location,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"Azurite did not come back on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # it saves its blob index on SIGTERM
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
