@@ -45,8 +45,9 @@ def test_ctrl_c_cancels_the_jobs_once_with_one_line(where, tmp_path):
     code = "import aksrun, aksrun.api.session\nfrom tests.e2e import funcs\n" + SCRIPTS[where]
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    jobs = [process.stdout.readline().strip() for _ in range(2 if where == "executor" else 1)]
-    assert all(jobs), process.stderr.read()
+    lines = [process.stdout.readline().strip() for _ in range(2 if where == "executor" else 1)]
+    jobs = sorted(set(lines))  # an Executor's submits made together share one job
+    assert all(lines), process.stderr.read()
     time.sleep(1.0)  # running
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)

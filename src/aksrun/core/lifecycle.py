@@ -371,6 +371,10 @@ class JobRun:
         self.chunks: list[cf.Future] = [cf.Future() for _ in record.chunks]
         self.source_modules: list[str] = []  # where remote frames' source can be found
         self.on_notice: Callable[[str], None] = _print_notice
+        # Told the index of each task as it starts running (the Executor's futures leave
+        # PENDING then, as a pool's do when a worker picks them up).
+        self.on_started: Callable[[int], None] | None = None
+        self.started: set[int] = set()  # tasks seen running (for a hook set after submit)
         self.done = threading.Event()
         self.stopping = threading.Event()  # set when this process exits
         self._thread: threading.Thread | None = None
@@ -465,6 +469,10 @@ class JobRun:
                 "the digests compute reported; re-submit it"))
 
     def _on_event(self, event: TaskEvent) -> None:
+        if event.kind == "started" and event.index is not None:
+            self.started.add(event.index)
+            if self.on_started is not None:
+                self.on_started(event.index)
         if event.kind == "succeeded" and not self.chunks[event.index].done():
             self._resolve(event.index, event.digest)
         elif event.kind == "retrying":
