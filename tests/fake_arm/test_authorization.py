@@ -198,8 +198,8 @@ def test_an_assignment_takes_effect_after_propagation(arm, auth, msi, client_id)
     arm.revoke(client_id)
     arm.grant(client_id, "User Access Administrator", f"/subscriptions/{SUBSCRIPTION}")
 
+    made_at = time.monotonic()  # before: the fake's delay runs from the assignment's creation
     assign(auth, rg_scope(), MI_CONTRIBUTOR, me, "ServicePrincipal")
-    made_at = time.monotonic()
     with pytest.raises(HttpResponseError) as not_yet:
         msi.user_assigned_identities.create_or_update(
             RESOURCE_GROUP, "id-later", Identity(location="westeurope"))

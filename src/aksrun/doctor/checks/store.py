@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from ...adapters.blob_store import ROLE
-from ...errors import AksrunError, StoreError
+from ...errors import AksrunError, ConfigError, StoreError
 from ..context import Context
 from ..model import Outcome
 from ..scope import add_user_command, person
@@ -62,9 +62,9 @@ def check_store(context: Context) -> Outcome:
                                 store=url)
     except StoreError as exc:
         return _store_failure(exc, store, config, url)
-    except OSError as exc:  # a local store's directory
-        return Outcome.fail(f"{url}: {exc}", "make that directory writable, or set AKSRUN_STORE "
-                            "(or AKSRUN_HOME) to one that is.", store=url)
+    except (ConfigError, OSError) as exc:  # a local store's directory that can't be used
+        return Outcome.fail(f"{url}: {one_line(exc)}", "make that directory writable, or set "
+                            "AKSRUN_STORE (or AKSRUN_HOME) to one that is.", store=url)
     finally:
         close = getattr(store, "close", None)
         if close is not None:
