@@ -13,6 +13,17 @@ class CustomError(Exception):
     pass
 
 
+class Box:
+    """A value that can be weakly referenced (to see when the caller's side frees it)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def boxed(x):
+    return Box(x)
+
+
 def square(x):
     return x * x
 

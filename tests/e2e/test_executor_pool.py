@@ -97,3 +97,23 @@ def test_submit_during_interpreter_shutdown_is_refused():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60, env=dict(os.environ))
     assert "cannot schedule new futures after interpreter shutdown" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("how", ["executor", "function"])
+def test_a_value_a_map_has_yielded_is_freed_once_the_caller_drops_it(how):
+    import gc
+    import weakref
+
+    if how == "executor":
+        ex = aksrun.Executor()
+        results = ex.map(funcs.boxed, range(4))
+    else:
+        results = aksrun.function()(funcs.boxed).map(range(4), chunksize=4, progress=False)
+    first = next(results)
+    ref = weakref.ref(first)
+    del first
+    gc.collect()
+    assert ref() is None  # not kept by the map's iterator or its job
+    assert [box.value for box in results] == [1, 2, 3]
+    if how == "executor":
+        ex.shutdown()

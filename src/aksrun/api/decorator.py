@@ -155,7 +155,7 @@ def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | 
 
     bar = Progress(run.record.calls, f"{name} [{run.job_id}]", enabled=progress)
     try:
-        yield from run.values(return_exceptions, on_chunk=bar.advance)
+        yield from run.values(return_exceptions, on_chunk=bar.advance, release=True)
     except KeyboardInterrupt:
         stop_on_interrupt(run)
         raise

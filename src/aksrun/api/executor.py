@@ -158,7 +158,7 @@ class Executor(cf.Executor):
 
     def _results(self, run, timeout: float | None) -> Iterator[Any]:
         try:
-            yield from run.values(timeout=timeout)
+            yield from run.values(timeout=timeout, release=True)
         except KeyboardInterrupt:
             stop_on_interrupt(run)
             raise

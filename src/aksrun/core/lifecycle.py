@@ -411,26 +411,29 @@ class JobRun:
         return self.chunks[index].result(timeout)
 
     def values(self, return_exceptions: bool = False, timeout: float | None = None,
-               on_chunk: Callable[[int], None] | None = None) -> Iterator[Any]:
+               on_chunk: Callable[[int], None] | None = None,
+               release: bool = False) -> Iterator[Any]:
         """Every call's value in input order, as chunks arrive; the first failure raises
-        unless `return_exceptions` puts exceptions in place. `timeout` is for the whole run."""
+        unless `return_exceptions` puts exceptions in place. `timeout` is for the whole run.
+        `release`: this generator is the run's only consumer (a map's iterator), so a value
+        it has yielded is not kept here: once the caller drops it, it is freed (as a pool's
+        map does)."""
         end = None if timeout is None else time.monotonic() + timeout
         for index, chunk in enumerate(self.record.chunks):
             left = None if end is None else max(0.0, end - time.monotonic())
             try:
-                outcomes = self.outcomes(index, left)
+                outcomes = list(self.outcomes(index, left))
             except Exception as exc:
                 if not self.chunks[index].done() or not return_exceptions:
                     raise  # our own wait ran out, or the caller wants the first failure
                 outcomes = [exc] * chunk.calls
+            if release:
+                self.chunks[index] = _RELEASED
             if on_chunk is not None:
                 on_chunk(chunk.calls)
-            for value in outcomes:
-                if isinstance(value, _Raised):
-                    if not return_exceptions:
-                        raise value.error
-                    value = value.error
-                yield value
+            outcomes.reverse()
+            while outcomes:  # popped, never bound to a local across the yield
+                yield _value_of(outcomes.pop(), return_exceptions)
 
     def result(self) -> Any:
         """The job's value once every chunk is done: a call's value (or its exception
@@ -605,6 +608,18 @@ class _Raised:
             error.add_note(f"(raised remotely: job {self.run.job_id}, call {self.call})")
             self._error = error
         return self._error
+
+
+def _value_of(outcome: Any, return_exceptions: bool) -> Any:
+    if isinstance(outcome, _Raised):
+        if not return_exceptions:
+            raise outcome.error
+        return outcome.error
+    return outcome
+
+
+_RELEASED: cf.Future = cf.Future()  # a chunk whose values were handed over (values(release))
+_RELEASED.set_result([])
 
 
 def settle(fut: cf.Future, value: Any, error: BaseException | None) -> None:
