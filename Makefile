@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: help venv demo test test-unit test-local test-cluster test-integration lint workflow-check \
-        bench clean k8s cluster-up cluster-down system-tools images kubernetes-floor
+        bench clean k8s cluster-up cluster-down system-tools images kubernetes-floor stdlib-tests
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,7 +40,7 @@ $(K8S_FLOOR_DIR)/.stamp-$(K8S_FLOOR): pyproject.toml $(STAMP)
 
 kubernetes-floor: $(K8S_FLOOR_DIR)/.stamp-$(K8S_FLOOR)  ## The lowest allowed kubernetes client, for its test
 
-test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s images kubernetes-floor  ## Every test that needs no Azure
+test: $(STAMP) $(NODE_STAMP) lint workflow-check k8s images kubernetes-floor stdlib-tests  ## Every test that needs no Azure
 	$(PYTEST) tests
 
 test-unit: $(STAMP)  ## Unit tests only (no Azure, no emulator)
@@ -75,6 +75,15 @@ system-tools:  ## Debian packages the image tests need (buildah, debootstrap, do
 	  echo "installing$$missing (Debian packages)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -q --no-install-recommends $(IMAGE_TOOLS); \
+	fi
+
+# CPython's own executor tests, run against aksrun.Executor (tests/e2e/test_stdlib_executor_suite.py)
+STDLIB_TESTS := /usr/lib/python3.11/test/test_concurrent_futures.py
+stdlib-tests:  ## Debian's libpython3.11-testsuite: the standard library's test suite
+	@if [ ! -f $(STDLIB_TESTS) ]; then \
+	  echo "installing libpython3.11-testsuite (Debian package)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends libpython3.11-testsuite; \
 	fi
 
 images: $(STAMP) system-tools  ## Wheels and the base image the image tests build from (first time ~3 min, cached)

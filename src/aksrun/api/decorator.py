@@ -115,8 +115,9 @@ def check_count(name: str, value: int | None) -> None:
     turned into an empty job or a Kubernetes validation error later."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                               or value < 1):
-        raise ConfigError(f"{name}={value!r} is not valid; use a whole number of at least 1 "
-                          f"(e.g. {name}=10), or leave it out for aksrun's default.")
+        raise ConfigError(f"{name}={value!r} is not valid: {name} must be greater than 0, a "
+                          f"whole number of at least 1 (e.g. {name}=10), or leave it out for "
+                          "aksrun's default.")
 
 
 def collect_calls(iterables: tuple[Iterable[Any], ...], what: str) -> list[Any]:
