@@ -113,10 +113,10 @@ def finished_pod_event(pod: Mapping[str, Any], index: int, attempt: int) -> Task
         return TaskEvent("succeeded", index, attempt, digest=message["digest"],
                          reason=str(message.get("errors", 0)))
     if is_disrupted(pod):
-        why = (pod.get("status") or {}).get("message") or "the pod was evicted or preempted"
+        why = (pod.get("status") or {}).get("message")
         return TaskEvent("retrying", index, attempt, reason="Evicted",
-                         message=f"pod {name} was evicted or preempted ({why}); "
-                         "Kubernetes retries it")
+                         message=f"pod {name} was evicted or preempted"
+                         + (f" ({why})" if why else "") + "; Kubernetes retries it")
     if terminated.get("reason") == "OOMKilled":
         limits = _limits(pod)
         return TaskEvent("failed", index, attempt, reason="OOMKilled",
