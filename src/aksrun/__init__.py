@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from .errors import (
     AksrunError,
+    CallCrashedError,
+    CallOutOfMemoryError,
     CallTimeoutError,
     ConfigError,
     ImageBuildError,
@@ -38,6 +40,8 @@ _LAZY = {
 
 __all__ = [
     "AksrunError",
+    "CallCrashedError",
+    "CallOutOfMemoryError",
     "CallTimeoutError",
     "ConfigError",
     "Executor",

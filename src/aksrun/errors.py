@@ -43,6 +43,18 @@ class CallTimeoutError(AksrunError, TimeoutError):
     """A call ran longer than its `timeout=`. Also a builtin `TimeoutError`."""
 
 
+class CallCrashedError(AksrunError):
+    """A call ended the process running it (a segfault in native code, `os._exit()`, a
+    signal) before returning: it fails as itself, naming its call index and the signal or exit
+    code, and the other calls of its task keep their values."""
+
+
+class CallOutOfMemoryError(CallCrashedError):
+    """A call went over its `memory=` limit and was OOM-killed (as the kernel does on AKS).
+    Not a builtin MemoryError: that is what a call raises itself when an allocation fails,
+    and it can catch that; this one it could not."""
+
+
 class RemoteError(AksrunError):
     """A remote exception that could not be re-created locally: its type, message and traceback.
 

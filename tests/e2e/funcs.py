@@ -100,3 +100,38 @@ def print_slowly(n, delay):
         print(f"line {i}", flush=True)
         time.sleep(delay)
     return n
+
+
+def crash_on(x, bad, log_path, how="segv", times=None):
+    """Logs the call, then ends its own process on `bad`: with a segfault ("segv"),
+    os._exit(7) ("exit") or SIGKILL ("kill"); only the first `times` runs of it if given."""
+    import ctypes
+    import signal
+
+    with open(log_path, "a") as out:
+        out.write(f"{x}\n")
+    if x == bad:
+        with open(log_path) as src:
+            runs = src.read().split().count(str(x))
+        if times is None or runs <= times:
+            if how == "segv":
+                ctypes.string_at(0)
+            elif how == "exit":
+                os._exit(7)
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return x * 2
+
+
+def fail_fast_probe(x, log_path):
+    """Call 2 raises after a short wait (when every pod has started), recording when; calls 0
+    and 1 would run long; every call logs that it ran."""
+    with open(log_path, "a") as out:
+        out.write(f"{x}\n")
+    if x == 2:
+        time.sleep(2)
+        with open(f"{log_path}.raised", "w") as out:
+            out.write(repr(time.time()))
+        raise ValueError("call 2 failed")
+    time.sleep(60 if x < 2 else 0)
+    return x

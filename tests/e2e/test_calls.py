@@ -165,12 +165,15 @@ def swallow_timeouts(x):
             pass
 
 
-def test_a_call_that_ignores_its_timeout_keeps_the_results_before_it(backend):
+def test_a_call_that_ignores_its_timeout_fails_alone(backend):
+    """Its process is killed just past the timeout; the calls before and after it in its
+    task keep their values."""
     remote = aksrun.function(timeout=1)(swallow_timeouts)
     results = list(remote.map([0, 1, 2], chunksize=3, return_exceptions=True))
     assert results[0] == 0
     assert isinstance(results[1], aksrun.CallTimeoutError) and "did not stop" in str(results[1])
-    assert isinstance(results[2], aksrun.JobFailedError) and "not run" in str(results[2])
+    assert "call 1 of swallow_timeouts()" in str(results[1])
+    assert results[2] == 2
 
 
 def test_ctrl_c_with_the_store_down_stops_the_job_and_keeps_the_users_exception(

@@ -21,11 +21,21 @@ def hold(mib: int) -> int:
 
 def test_a_call_over_its_memory_limit_is_oomkilled_naming_the_limit():
     start = time.monotonic()
-    with pytest.raises(aksrun.JobFailedError) as info:
+    with pytest.raises(aksrun.CallOutOfMemoryError) as info:
         aksrun.function(memory="256Mi")(hold)(600)
     text = str(info.value)
     assert "memory limit" in text and "memory='256Mi'" in text and "raise memory=" in text
+    assert "call 0 of hold()" in text
     assert time.monotonic() - start < 30
+
+
+def test_only_the_call_over_the_limit_fails_the_others_of_its_task_keep_their_values(
+        tmp_path):
+    results = list(aksrun.function(memory="256Mi")(hold).map(
+        [10, 600, 20], chunksize=3, return_exceptions=True))
+    assert results[0] == 10 and results[2] == 20
+    assert isinstance(results[1], aksrun.CallOutOfMemoryError)
+    assert "call 1 of hold()" in str(results[1]) and "OOMKilled" in str(results[1])
 
 
 def test_a_call_within_its_limit_is_untouched():

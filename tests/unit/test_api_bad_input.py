@@ -190,18 +190,38 @@ def test_a_short_traceback_is_not_trimmed():
 
 
 def test_an_unpicklable_return_value_counts_as_a_call_that_raised():
-    from aksrun.runner.main import _dump_outcomes
+    import pickle
 
-    payload, errors = _dump_outcomes([("ok", 1), ("ok", [threading.Lock()])], "f", 10, "d" * 64)
-    assert errors == 1
-    from aksrun.core.envelope import loads
+    from aksrun.runner.worker import _pickle_outcome
 
-    digest, outcomes = jobmod.unpack_outputs(loads(b"".join(bytes(p) for p in payload.parts),
-                                                   payload.sha256, "output"))
-    assert digest == "d" * 64 and outcomes[0] == ("ok", 1)
-    error = outcome_exception(outcomes[1])
+    data, buffers, raised = _pickle_outcome(("ok", 1), "f", 10)
+    assert not raised and pickle.loads(data, buffers=buffers) == ("ok", 1)
+    data, buffers, raised = _pickle_outcome(("ok", [threading.Lock()]), "f", 11)
+    assert raised
+    error = outcome_exception(pickle.loads(data, buffers=buffers))
     assert isinstance(error, SerializationError)
     assert "call 11 (a list)" in str(error) and "_thread.lock" in str(error)
+
+
+def test_a_task_output_holds_each_outcome_as_its_worker_pickled_it():
+    """The runner stores the worker's pickles as they are (it never unpickles user objects),
+    large buffers still out of band; the client's one verified unpickling re-creates them."""
+    import pickle
+
+    from aksrun.core.envelope import dumps, loads
+    from aksrun.runner.chunk import Nested
+    from aksrun.runner.worker import _pickle_outcome
+
+    big = memoryview(bytearray(b"x" * 100_000))
+    data, buffers, _ = _pickle_outcome(("ok", pickle.PickleBuffer(big)), "f", 0)
+    assert buffers  # out of band
+    payload = dumps(jobmod.pack_outputs("d" * 64, [Nested(data, [bytes(b) for b in buffers]),
+                                                   ("err", None, "X", "m", "")]))
+    assert len(payload.parts) > 2  # the buffer stays out of band in the task's output too
+    digest, outcomes = jobmod.unpack_outputs(loads(b"".join(bytes(p) for p in payload.parts),
+                                                   payload.sha256, "output"))
+    assert digest == "d" * 64
+    assert bytes(outcomes[0][1]) == b"x" * 100_000 and outcomes[1][0] == "err"
 
 
 # --- 6. job records read back from the store -----------------------------------------------------
@@ -244,6 +264,7 @@ def test_a_record_with_a_flipped_byte_is_an_integrity_error_naming_job_and_key()
     (b'"backend": "local",', b'"backend": "local", "extra": 1,'),
     (b'"max_parallel": 2,', b""),
     (b'"chunks": [', b'"chunks": 5, "x": ['),
+    (b'"stop_on_error": false', b'"stop_on_error": 0'),
 ])
 def test_an_edited_record_that_no_longer_adds_up_is_an_integrity_error(old, new):
     raw = _record().to_json()
@@ -263,6 +284,16 @@ def test_a_single_call_record_must_hold_one_call():
 def test_an_intact_record_still_reads_back():
     record = _record()
     assert jobmod.JobRecord.from_json(record.to_json(), job_id=JOB_ID) == record
+
+
+def test_a_record_written_before_stop_on_error_existed_still_reads_back():
+    import json
+
+    original = _record()
+    data = json.loads(original.to_json())
+    del data["stop_on_error"]
+    record = jobmod.JobRecord.from_json(json.dumps(data).encode(), job_id=JOB_ID)
+    assert record.stop_on_error is False and record == original
 
 
 def test_outputs_carry_the_job_digest_and_earlier_outputs_still_read():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import aksrun
 from aksrun.adapters import kubernetes_events as kev
 
 
@@ -45,6 +46,27 @@ def test_oom_names_the_limit_and_the_fix():
                                        memory="512Mi"), 1, 0)
     assert event.kind == "failed" and event.reason == "OOMKilled"
     assert "512Mi" in event.message and "raise memory=" in event.message
+
+
+def test_a_container_oomkilled_whole_names_the_call_it_was_running():
+    """On cgroup v2 the OOM killer takes the whole container, runner included; the kubelet
+    still reports the termination-message file, where the runner wrote which call ran."""
+    from aksrun.core import job as jobmod
+    from aksrun.core.lifecycle import _task_error
+
+    progress = json.dumps({"running_call": 7})
+    event = kev.finished_pod_event(pod("Failed", 1, terminated(137, "OOMKilled", progress),
+                                       memory="512Mi"), 1, 0)
+    assert event.reason == "OOMKilled" and "while running call 7" in event.message
+    record = jobmod.JobRecord(
+        job_id="f-20261124-101500-abcde", function_name="f", function_sha256="0" * 64,
+        kind="map", calls=8, chunksize=4, chunks=(jobmod.Chunk(0, 0, 4, "1" * 64),
+                                                  jobmod.Chunk(1, 4, 4, "2" * 64)),
+        options={"memory": "512Mi"}, max_parallel=2, user="u", backend="kubernetes")
+    error = _task_error(event, record)
+    assert isinstance(error, aksrun.CallOutOfMemoryError)
+    assert "task 1 was OOMKilled while running call 7" in str(error)
+    assert "memory='512Mi'" in str(error) and "raise memory=" in str(error)
 
 
 def test_eviction_is_retried_and_said_so():

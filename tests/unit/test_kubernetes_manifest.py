@@ -15,6 +15,7 @@ import pytest
 
 from aksrun.adapters import kubernetes_manifest as km
 from aksrun.core.options import make_options
+from aksrun.core.quantities import memory_bytes
 from aksrun.errors import ConfigError
 from aksrun.ports.compute import FATAL_EXIT_CODES, LaunchRequest
 
@@ -27,7 +28,8 @@ DIGEST = "0123456789abcdef" * 4
 STORE = "az://aksrun-alice"
 IMAGE = "myacr.azurecr.io/aksrun-runner:py3.11-0.1.0"
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-POINTERS = {"AKSRUN_STORE", "AKSRUN_JOB_ID", "AKSRUN_JOB_DIGEST", "AKSRUN_TERMINATION_LOG"}
+POINTERS = {"AKSRUN_STORE", "AKSRUN_JOB_ID", "AKSRUN_JOB_DIGEST", "AKSRUN_TERMINATION_LOG",
+            "AKSRUN_MEMORY_LIMIT", "AKSRUN_MEMORY_STOP_AT"}
 
 
 def request(options: dict[str, Any] | None = None, **changes: Any) -> LaunchRequest:
@@ -231,6 +233,10 @@ def test_common_shape(name):
     assert env["AKSRUN_TERMINATION_LOG"] == "/dev/termination-log"
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["TMPDIR"] == "/tmp"
+    # the runner stops a call a little before the kernel would kill the whole container
+    limit = runner["resources"]["limits"]["memory"]
+    assert int(env["AKSRUN_MEMORY_LIMIT"]) == memory_bytes(limit)
+    assert 0.8 <= float(env["AKSRUN_MEMORY_STOP_AT"]) < 1
     assert {k for k in env if k.startswith("AKSRUN_")} - POINTERS <= set(
         kwargs.get("extra_env", {})
     )
@@ -263,7 +269,6 @@ def test_common_shape(name):
     assert set(mounts.values()) == set(volumes)
     shm = volumes[mounts["/dev/shm"]]["emptyDir"]
     assert shm["medium"] == "Memory"
-    from aksrun.core.quantities import memory_bytes
 
     assert memory_bytes(shm["sizeLimit"]) == memory_bytes(req.options.memory) // 2
     for path in ("/tmp", "/home/aksrun", "/work"):

@@ -119,9 +119,11 @@ def finished_pod_event(pod: Mapping[str, Any], index: int, attempt: int) -> Task
                          + (f" ({why})" if why else "") + "; Kubernetes retries it")
     if terminated.get("reason") == "OOMKilled":
         limits = _limits(pod)
+        running = message.get("running_call")  # the runner's progress, read by the kubelet
+        during = f" while running call {running}" if isinstance(running, int) else ""
         return TaskEvent("failed", index, attempt, reason="OOMKilled",
                          message=f"pod {name} was OOMKilled at its memory limit "
-                         f"({limits.get('memory', '?')}); raise memory=")
+                         f"({limits.get('memory', '?')}){during}; raise memory=")
     if message.get("error") in _FATAL_REASONS or message.get("error") == "DeadlineExceeded":
         return TaskEvent("failed", index, attempt, reason=message["error"],
                          message=message.get("message"))

@@ -278,6 +278,11 @@ def _pod_spec(
     return pod
 
 
+# The fraction of memory= at which the runner stops a call (runner/memory.py): a little below
+# the limit, where the kernel would kill the whole container (memory.oom.group on cgroup v2).
+MEMORY_STOP_AT = "0.95"
+
+
 def _env(
     request: LaunchRequest,
     options: Any,
@@ -296,6 +301,9 @@ def _env(
         # node's managed identity (IMDS), i.e. signing in as the kubelet.
         "AZURE_TOKEN_CREDENTIALS": "WorkloadIdentityCredential",
     }
+    if options.memory:  # the runner stops a call before the OOM killer takes the container
+        pointers["AKSRUN_MEMORY_LIMIT"] = str(memory_bytes(options.memory))
+        pointers["AKSRUN_MEMORY_STOP_AT"] = MEMORY_STOP_AT
     values = {**pointers, "HOME": HOME_DIR, "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1"}
     for layer in (options.env or {}, request.env or {}, extra_env, storage_env):
         for key, value in layer.items():

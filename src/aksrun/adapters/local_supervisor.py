@@ -45,6 +45,7 @@ class Supervisor:
         # memory=: each runner's process group is held to it (local_memory)
         self.memory_limit: int | None = self.spec.get("memory_bytes")
         self.oom_killed: dict[int, int] = {}  # runner pid -> resident bytes when killed
+        self.over_since: dict[int, float] = {}  # runner pid -> when it went over its limit
 
     def emit(self, kind: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
@@ -127,20 +128,30 @@ class Supervisor:
         return "retry" if may_retry else "failed"
 
     def police_memory(self) -> None:
-        """SIGKILL every runner group over memory=, as the OOM killer would."""
+        """SIGKILL every runner group that stayed over memory= (local_memory.BACKSTOP_AFTER),
+        as the OOM killer would."""
         if not self.memory_limit or not self.running:
             return
         limits = {pid: self.memory_limit for pid in self.running}
-        for pid, used in local_memory.over_limit(limits).items():
-            self.oom_killed[pid] = used
-            _kill_group(pid)
+        over = local_memory.over_limit(limits)
+        now = time.monotonic()
+        for pid in list(self.over_since):
+            if pid not in over:
+                del self.over_since[pid]
+        for pid, used in over.items():
+            if now - self.over_since.setdefault(pid, now) >= local_memory.BACKSTOP_AFTER:
+                self.oom_killed[pid] = used
+                _kill_group(pid)
 
     def stop_oom(self, index: int, attempt: int, pid: int) -> int:
         """Kubernetes would retry it with the same limit, and it would fail again."""
         used = self.oom_killed.pop(pid)
         memory = self.spec.get("memory") or f"{self.memory_limit} bytes"
+        running = _termination(self.folder / "tasks" / f"{index:05d}-{attempt}").get(
+            "running_call")  # the runner's progress, as the kubelet reads it after a kill
+        during = f" while running call {running}" if isinstance(running, int) else ""
         message = (f"the runner was OOMKilled at its memory limit ({memory}; it held "
-                   f"{used / 2**20:.0f} MiB); raise memory=")
+                   f"{used / 2**20:.0f} MiB){during}; raise memory=")
         self.emit("failed", index=index, attempt=attempt, reason="OOMKilled", message=message)
         return self.stop("job_failed", "OOMKilled", message)
 
@@ -166,6 +177,9 @@ class Supervisor:
             "AKSRUN_TERMINATION_LOG": str(task_dir / "termination-log"),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.memory_limit:  # the runner stops a call at the limit (runner/memory.py)
+            env["AKSRUN_MEMORY_LIMIT"] = str(self.memory_limit)
+            env["AKSRUN_MEMORY_STOP_AT"] = "1"
         log_fd = os.open(task_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         pid = os.fork()
         if pid == 0:  # the runner

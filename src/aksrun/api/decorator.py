@@ -72,7 +72,8 @@ class RemoteFunction(Generic[P, R]):
         calls = collect_calls(iterables, f"{self.__name__}.map()")
         if not calls:
             return iter(())
-        run = self._submit(calls, kind="map", max_parallel=max_parallel, chunksize=chunksize)
+        run = self._submit(calls, kind="map", max_parallel=max_parallel, chunksize=chunksize,
+                           stop_on_error=not return_exceptions)
         return _results_in_order(run, self.__name__, return_exceptions, progress)
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -84,10 +85,10 @@ class RemoteFunction(Generic[P, R]):
 
     # --- internals -------------------------------------------------------------------------
 
-    def _submit(self, calls, kind, max_parallel=None, chunksize=None):
+    def _submit(self, calls, kind, max_parallel=None, chunksize=None, stop_on_error=False):
         return default_client().submit(
             self.func, calls, self.options, kind=kind, max_parallel=max_parallel,
-            chunksize=chunksize,
+            chunksize=chunksize, stop_on_error=stop_on_error,
         )
 
     def __repr__(self) -> str:

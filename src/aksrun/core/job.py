@@ -84,6 +84,9 @@ class JobRecord:
     max_parallel: int
     user: str
     backend: str
+    # A map without return_exceptions stops at its first error: each runner stops its chunk
+    # after the first call that raised, so the caller hears of it at once.
+    stop_on_error: bool = False
     created: float = dataclasses.field(default_factory=time.time)
     python: str = dataclasses.field(default_factory=python_version)
     cloudpickle: str = dataclasses.field(default_factory=cloudpickle_version)
@@ -141,6 +144,7 @@ def _record_problem(data: dict[str, Any], job_id: str | None) -> str | None:
     """What is wrong with a parsed record (None if nothing): the fields a writer of this
     version produces, with their types, and chunks that tile the calls."""
     fields = {f.name for f in dataclasses.fields(JobRecord)}
+    data.setdefault("stop_on_error", False)  # records written before it existed
     if set(data) != fields:
         missing, extra = sorted(fields - set(data)), sorted(set(data) - fields)
         return f"has the wrong fields (missing: {missing or 'none'}, unexpected: {extra or 'none'})"
@@ -154,6 +158,8 @@ def _record_problem(data: dict[str, Any], job_id: str | None) -> str | None:
             return f"has {name}={data[name]!r}, not a whole number of at least 1"
     if not isinstance(data["function_sha256"], str) or not _SHA256.match(data["function_sha256"]):
         return f"has function_sha256={data['function_sha256']!r}, not a sha256"
+    if not isinstance(data["stop_on_error"], bool):
+        return f"has stop_on_error={data['stop_on_error']!r}, not true or false"
     if data["kind"] not in ("call", "map"):
         return f"has kind={data['kind']!r}, not 'call' or 'map'"
     if data["kind"] == "call" and data["calls"] != 1:

@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import math
+import re
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import (
     AksrunError,
+    CallOutOfMemoryError,
     CallTimeoutError,
     IntegrityError,
     JobCancelledError,
@@ -70,6 +72,7 @@ class Client:
         kind: str = "call",
         max_parallel: int | None = None,
         chunksize: int | None = None,
+        stop_on_error: bool = False,
     ) -> JobRun:
         """Pickle everything first (nothing is written if any of it fails), then upload the
         objects, the job record last, then launch."""
@@ -77,7 +80,7 @@ class Client:
             func, calls, options, kind=kind, store_url=self.store.url, user=self.user,
             backend=self.backend,
             parallel=max_parallel or self.max_parallel or _default_parallelism(self.compute),
-            chunksize=chunksize,
+            chunksize=chunksize, stop_on_error=stop_on_error,
         )
         job_id = plan.request.job_id
         prepare = getattr(self.compute, "prepare", None)
@@ -253,6 +256,7 @@ def plan_job(
     backend: str,
     parallel: int,
     chunksize: int | None = None,
+    stop_on_error: bool = False,
 ) -> JobPlan:
     """Pickle the function and every chunk of calls and build the record and the launch
     request. Pure (no I/O): `submit` uploads and launches it; `--dry-run` only shows it."""
@@ -271,7 +275,7 @@ def plan_job(
     record = jobmod.JobRecord(
         job_id=job_id, function_name=name, function_sha256=function.sha256, kind=kind,
         calls=len(calls), chunksize=chunksize, chunks=tuple(chunks), options=options.to_dict(),
-        max_parallel=parallel, user=user, backend=backend,
+        max_parallel=parallel, user=user, backend=backend, stop_on_error=stop_on_error,
     )
     raw = record.to_json()
     request = LaunchRequest(
@@ -375,6 +379,10 @@ class JobRun:
         # PENDING then, as a pool's do when a worker picks them up).
         self.on_started: Callable[[int], None] | None = None
         self.started: set[int] = set()  # tasks seen running (for a hook set after submit)
+        # The index of the first chunk known to hold a failure (a call that raised, or the
+        # task failed): a caller that wants the first failure hears of it at once, whichever
+        # chunk it is in, not after every chunk before it finished.
+        self.first_failure: cf.Future = cf.Future()
         self.done = threading.Event()
         self.stopping = threading.Event()  # set when this process exits
         self._thread: threading.Thread | None = None
@@ -421,6 +429,9 @@ class JobRun:
         end = None if timeout is None else time.monotonic() + timeout
         for index, chunk in enumerate(self.record.chunks):
             left = None if end is None else max(0.0, end - time.monotonic())
+            if not return_exceptions:
+                self._raise_early(index, left)
+                left = None if end is None else max(0.0, end - time.monotonic())
             try:
                 outcomes = list(self.outcomes(index, left))
             except Exception as exc:
@@ -434,6 +445,22 @@ class JobRun:
             outcomes.reverse()
             while outcomes:  # popped, never bound to a local across the yield
                 yield _value_of(outcomes.pop(), return_exceptions)
+
+    def _raise_early(self, index: int, timeout: float | None) -> None:
+        """While chunk `index` is running, raise the failure of any later chunk as soon as it
+        is known (its first call that raised, or the task's own error)."""
+        if self.chunks[index].done():
+            return
+        cf.wait([self.chunks[index], self.first_failure], timeout,
+                return_when=cf.FIRST_COMPLETED)
+        if self.chunks[index].done() or not self.first_failure.done():
+            return
+        failed = self.chunks[self.first_failure.result()]
+        if failed.exception() is not None:
+            raise failed.exception()
+        for outcome in failed.result():
+            if isinstance(outcome, _Raised):
+                raise outcome.error
 
     def result(self) -> Any:
         """The job's value once every chunk is done: a call's value (or its exception
@@ -486,6 +513,7 @@ class JobRun:
         elif event.kind == "failed" and event.index is not None:
             self._forget_if_corrupt(event)
             settle(self.chunks[event.index], None, _task_error(event, self.record))
+            settle(self.first_failure, event.index, None)
         elif event.kind == "job_cancelled":
             self._fail_open(JobCancelledError(f"job {self.job_id} was cancelled."))
         elif event.kind == "job_failed":
@@ -533,6 +561,8 @@ class JobRun:
             for offset, (status, value, *rest) in enumerate(outcomes)
         ]
         settle(future, values, None)
+        if any(isinstance(value, _Raised) for value in values):
+            settle(self.first_failure, index, None)
 
     def _check_output(self, index: int, job_digest: str | None, count: int) -> None:
         """The output (verified against compute's digest) must come from the record this run
@@ -641,9 +671,12 @@ def _task_error(event: TaskEvent, record: jobmod.JobRecord) -> BaseException:
         return CallTimeoutError(message)
     if reason == "OOMKilled":
         memory = record.options.get("memory")
-        return JobFailedError(
-            f"task {event.index} was killed for using more than its memory limit "
-            f"(memory={memory!r}); raise memory= in @aksrun.function."
+        running = re.search(r"while running call (\d+)", message)
+        during = f" while running call {running[1]}" if running else ""
+        return CallOutOfMemoryError(
+            f"task {event.index} was OOMKilled{during}: the whole task went over its memory "
+            f"limit (memory={memory!r}) faster than the runner could stop that call alone, so "
+            "every call of the task is lost; raise memory= in @aksrun.function."
         )
     if reason == "IntegrityError":
         return IntegrityError(message)

@@ -18,17 +18,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Coroutine
 from typing import Any
 
 from ..core import job as jobmod
 from ..core.envelope import dumps, loads
-from ..core.pickling import OK, exception_record
 from ..errors import (
-    CallTimeoutError,
     IntegrityError,
-    JobFailedError,
-    SerializationError,
     StoreAccessError,
     VersionMismatchError,
 )
@@ -36,12 +31,10 @@ from ..ports.compute import (
     EXIT_ACCESS,
     EXIT_INTEGRITY,
     EXIT_STORE,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
     EXIT_VERSION,
 )
 
-HARD_TIMEOUT_GRACE = 5.0
 # What to check when the pod's identity is refused (`aksrun doctor` checks each of these).
 ACCESS_HINT = ("In the pod: the service account needs the azure.workload.identity/client-id "
                "annotation of an identity federated to it, and that identity Storage Blob Data "
@@ -110,8 +103,7 @@ def _run_task(termination: _Termination) -> int:
     except Exception as exc:
         return _fail(termination, EXIT_STORE, "StoreError", f"{type(exc).__name__}: {exc}")
 
-    timeout = record.options.get("timeout")
-    retries = int(record.options.get("retries") or 0)
+    from .chunk import ChunkRunner
     from .logtee import LogSink, Tee
 
     sink = LogSink(store, jobmod.log_key(job_id, index))
@@ -119,44 +111,22 @@ def _run_task(termination: _Termination) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
-    outcomes: list[tuple[Any, ...]] = []
-
-    def finish(final: list[tuple[Any, ...]]) -> int:
-        termination.interruptible = False  # every call ran: writing their outcomes wins
-        sys.stdout, sys.stderr = stdout, stderr
-        sink.close()
-        payload, errors = _dump_outcomes(final, record.function_name, chunk.start, digest)
-        try:
-            store.put(jobmod.output_key(job_id, index), payload.parts)
-        except Exception as exc:
-            return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
-        return termination.write(
-            {"digest": payload.sha256, "calls": len(final), "errors": errors,
-             "seconds": round(time.time() - started, 3)}, 0)
-
-    def hung(seconds: float) -> None:
-        """The watchdog's last resort (the call ignored the timeout): keep what finished, say
-        which call hung, and which were never run; then end the process."""
-        position = len(outcomes)
-        stuck = exception_record(CallTimeoutError(
-            f"call exceeded timeout={_fmt(seconds)} and did not stop, so its runner was ended"))
-        skipped = exception_record(JobFailedError(
-            f"not run: call {chunk.start + position} of the same task hung past its timeout"))
-        rest = [skipped] * (len(calls) - position - 1)
-        os._exit(finish([*outcomes, stuck, *rest]))
-
+    options = {**record.options, "stop_on_error": record.stop_on_error}
     try:
-        for args, kwargs in calls:
-            if termination.requested:  # the last call swallowed _Terminated: start no other
-                raise _Terminated
-            termination.doing = f"running call {chunk.start + len(outcomes)}"
-            outcomes.append(
-                _run_call(func, args, kwargs, timeout, retries, hung, termination))
-    except BaseException:
+        outcomes, errors = ChunkRunner(func, calls, chunk.start, options, record.function_name,
+                                       termination, sys.stdout, sys.stderr).run()
+    finally:
         sys.stdout, sys.stderr = stdout, stderr
-        sink.close()
-        raise
-    return finish(outcomes)
+    termination.interruptible = False  # every call ran: writing their outcomes wins
+    sink.close()
+    payload = dumps(jobmod.pack_outputs(digest, outcomes), what="results")
+    try:
+        store.put(jobmod.output_key(job_id, index), payload.parts)
+    except Exception as exc:
+        return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
+    return termination.write(
+        {"digest": payload.sha256, "calls": len(outcomes), "errors": errors,
+         "seconds": round(time.time() - started, 3)}, 0)
 
 
 def _check_versions(record: jobmod.JobRecord) -> None:
@@ -172,131 +142,6 @@ def _check_versions(record: jobmod.JobRecord) -> None:
             f"the job was pickled with cloudpickle {theirs} but this runner has {ours}; "
             f"install cloudpickle=={theirs} locally or in the runner image."
         )
-
-
-def _run_call(func, args, kwargs, timeout, retries, on_hang,
-              termination: _Termination) -> tuple[Any, ...]:
-    attempt = 0
-    while True:
-        try:
-            with _deadline(timeout, on_hang):
-                value = func(*args, **kwargs)
-                if isinstance(value, Coroutine):  # an `async def` function: await it here
-                    value = _await(value)
-                return (OK, value)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # SystemExit from user code is an outcome too
-            if termination.requested:  # stopping: not an outcome (e.g. a `finally` raised)
-                if isinstance(exc, _Terminated):
-                    raise
-                raise _Terminated from exc
-            if attempt >= retries:
-                _strip_runner_frames(exc)
-                return exception_record(exc)
-            attempt += 1
-            print(
-                f"[aksrun] call raised {type(exc).__name__}: {exc}; retry {attempt} of {retries}",
-                file=sys.stderr,
-            )
-
-
-def _await(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run an `async def` function's coroutine to its value, in a fresh event loop per call
-    (as a script's `asyncio.run(main())` would); asyncio is imported only when needed."""
-    import asyncio
-
-    return asyncio.run(coroutine)
-
-
-class _deadline:
-    """Per-call timeout: SIGALRM raises CallTimeoutError inside the call; if the call is stuck
-    in C code or swallows the exception, a watchdog calls `on_hang` just past the limit
-    (which writes what it can and ends the runner)."""
-
-    def __init__(self, seconds: float | None, on_hang) -> None:
-        self.seconds, self.on_hang = seconds, on_hang
-        self.done = threading.Event()
-
-    def __enter__(self):
-        if not self.seconds:
-            return self
-        seconds = self.seconds
-
-        def on_alarm(signum, frame):
-            raise CallTimeoutError(f"call exceeded timeout={_fmt(seconds)}")
-
-        self.previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        threading.Thread(target=self._watchdog, daemon=True).start()
-        return self
-
-    def _watchdog(self) -> None:
-        if not self.done.wait(self.seconds + HARD_TIMEOUT_GRACE):
-            try:
-                self.on_hang(self.seconds)
-            finally:  # writing the outcomes failed: the exit code says what happened
-                os._exit(EXIT_TIMEOUT)
-
-    def __exit__(self, *exc_info):
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
-            self.done.set()
-        return False
-
-
-def _fmt(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-def _strip_runner_frames(exc: BaseException) -> None:
-    """Drop the runner's own frames (and asyncio's, for an `async def` function) so the
-    remote traceback starts in the user's code."""
-    skip = [os.path.dirname(__file__)]
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None and getattr(asyncio, "__file__", None):
-        skip.append(os.path.dirname(asyncio.__file__))
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(tuple(skip)):
-        tb = tb.tb_next
-    if tb is not None:
-        exc.__traceback__ = tb
-
-
-def _dump_outcomes(outcomes: list[tuple[Any, ...]], func_name: str, start: int,
-                   job_digest: str) -> tuple[Any, int]:
-    """The task's output payload and how many of its calls raised. A return value that won't
-    pickle becomes that call's SerializationError, and counts as raised: the job must not
-    be reported as succeeded when a call's value is lost."""
-    try:
-        fixed = outcomes
-        payload = dumps(jobmod.pack_outputs(job_digest, fixed), what="results")
-    except SerializationError:
-        fixed = []
-        for i, outcome in enumerate(outcomes):
-            try:
-                dumps(outcome)
-                fixed.append(outcome)
-            except SerializationError as exc:
-                fixed.append(exception_record(_unpicklable(exc, outcome, func_name, start + i)))
-        payload = dumps(jobmod.pack_outputs(job_digest, fixed), what="results")
-    return payload, sum(1 for o in fixed if o[0] != OK)
-
-
-def _unpicklable(exc: SerializationError, outcome: tuple[Any, ...], func_name: str,
-                 call: int) -> SerializationError:
-    reason = str(exc).split(": ", 1)[-1]
-    kind = type(outcome[1])
-    what = kind.__qualname__ if kind.__module__ == "builtins" else (
-        f"{kind.__module__}.{kind.__qualname__}")
-    hint = "Return plain data (convert the object before returning)."
-    if what in ("generator", "async_generator"):
-        hint = "Return a list instead of yielding values."
-    return SerializationError(
-        f"the return value of {func_name}() for call {call} (a {what}) could not be "
-        f"pickled: {reason}. {hint}"
-    )
 
 
 def _write_termination(path: str, data: dict[str, Any]) -> None:
@@ -427,6 +272,13 @@ class _Termination:
         return self.write({"error": "Terminated", "message": (
             f"the runner was stopped by SIGTERM while {self.doing} (its pod was deleted, "
             "evicted or preempted, or the job cancelled)")}, EXIT_TERMINATED)
+
+    def progress(self, data: dict[str, Any]) -> None:
+        """What the runner is doing, in the termination-message file until its last word
+        replaces it: read by the kubelet even when the container is killed outright."""
+        with self._lock:
+            if self.code is None:
+                _write_termination(self.path, data)
 
     def write(self, data: dict[str, Any], code: int) -> int:
         """Write the termination message unless one was written; the exit code that goes

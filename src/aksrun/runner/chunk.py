@@ -1,0 +1,348 @@
+"""Run a task's calls in worker processes, so each call is its own outcome.
+
+The runner forks a worker that runs the calls in order and sends each outcome back as it
+finishes. When the worker dies in the middle of a call (segfault, `os._exit()`, a signal, the
+OOM killer) or hangs past its timeout, that one call fails as itself: its index, the signal or
+exit code, OOMKilled with the limit when the kernel's counter says so. It is run again only as
+`retries=` says, and a new worker goes on with the calls after it. When the job stops at its
+first error (a map without return_exceptions), the worker stops after the first call that
+raised, so the caller hears of it at once instead of after the rest of the chunk.
+
+Before each call the runner writes which call is running to its termination-message file: if
+the whole container is killed (on cgroup v2 the kubelet has the OOM killer take every process
+of the container at once), the kubelet still reports that file, so the client can name the
+call that was running.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from ..core.pickling import exception_record
+from ..errors import CallCrashedError, CallOutOfMemoryError, CallTimeoutError, JobFailedError
+from . import worker as workermod
+
+# Past its timeout, how long a call may take to stop on its own before its worker is killed.
+HARD_TIMEOUT_GRACE = 5.0
+# After SIGTERM, how long the worker may take to unwind the call (its `finally` blocks):
+# inside the runner's own backstop (TERMINATION_BACKSTOP in main).
+WORKER_STOP_GRACE = 1.5
+# How often the runner checks on a worker whose pipe stays open after it died (a process the
+# call forked without exec holds the pipe's write end).
+LIVENESS_INTERVAL = 0.5
+# Why a worker ends by these signals, in words a user can act on.
+_SIGNAL_HINTS = {
+    signal.SIGSEGV: "a segmentation fault, usually in native code (a C extension, ctypes, or "
+                    "a library bug)",
+    signal.SIGBUS: "a bus error in native code (often a memory-mapped file that shrank)",
+    signal.SIGABRT: "abort() in native code (a failed assertion or a C++ exception)",
+    signal.SIGFPE: "an arithmetic fault in native code",
+    signal.SIGILL: "an illegal instruction (a library built for another CPU)",
+    signal.SIGKILL: "killed from outside the call (`kill -9`, or the OOM killer of a limit "
+                    "other than the call's own)",
+}
+WORKER_FAILED = 70  # the worker's own code failed (not the call): EX_SOFTWARE
+
+
+class Nested:
+    """A call's outcome as the worker pickled it: stored in the task's output as is (the
+    runner never unpickles user objects), re-created by the client's single unpickling of
+    the output, its large buffers still out of band."""
+
+    __slots__ = ("buffers", "data")
+
+    def __init__(self, data: bytes, buffers: list[bytes]) -> None:
+        self.data, self.buffers = data, buffers
+
+    def __reduce__(self):
+        import pickle
+
+        from ..core.envelope import nested_loads
+
+        return nested_loads, (self.data, *(pickle.PickleBuffer(b) for b in self.buffers))
+
+
+class ChunkRunner:
+    def __init__(self, func: Any, calls: list[Any], start: int, options: dict[str, Any],
+                 func_name: str, termination: Any, stdout: Any, stderr: Any) -> None:
+        self.func, self.calls, self.start = func, calls, start
+        self.options, self.func_name = options, func_name
+        self.termination = termination
+        self.stdout, self.stderr = stdout, stderr
+        self.timeout: float | None = options.get("timeout")
+        self.retries = int(options.get("retries") or 0)
+        self.stop_on_error = bool(options.get("stop_on_error"))
+        self.outcomes: list[Any] = [None] * len(calls)
+        self.raised = [False] * len(calls)
+        self.attempts = [0] * len(calls)
+        self.worker: _Worker | None = None
+        from .memory import MemoryWatch
+
+        self.memory = MemoryWatch.from_env()
+
+    def run(self) -> tuple[list[Any], int]:
+        """Every call's outcome (Nested, or an exception record of the runner's), and how many
+        raised."""
+        position = 0
+        try:
+            while position < len(self.calls):
+                ooms = oom_kills()
+                self.worker = _Worker.spawn(self, position)
+                if self.memory is not None:
+                    self.memory.watch(self.worker.pid)
+                position, hung = self._collect(self.worker, position)
+                status = self.worker.reap()
+                self.worker = None
+                stopped_for_memory = self.memory.fired if self.memory is not None else None
+                if position > 0 and self.raised[position - 1] and self.stop_on_error:
+                    break
+                if position >= len(self.calls):
+                    break
+                error = self._crash(position, status, hung, ooms, stopped_for_memory)
+                if self.attempts[position] < self.retries:
+                    self.attempts[position] += 1
+                    print(f"[aksrun] {error}; retry {self.attempts[position]} of "
+                          f"{self.retries}", file=self.stderr)
+                    continue
+                self.outcomes[position], self.raised[position] = exception_record(error), True
+                position += 1
+                if self.stop_on_error:
+                    break
+        except BaseException:  # SIGTERM (the runner's _Terminated) or a failure of ours
+            if self.worker is not None:
+                self.worker.stop()
+            raise
+        finally:
+            if self.memory is not None:
+                self.memory.close()
+        for i in range(position, len(self.calls)):
+            if self.outcomes[i] is None:
+                self.outcomes[i], self.raised[i] = exception_record(self._skipped()), True
+        return self.outcomes, sum(self.raised)
+
+    def _collect(self, worker: _Worker, position: int) -> tuple[int, bool]:
+        """Read outcomes until the worker ends (or hangs past its call's timeout): the index
+        of the first call without an outcome, and whether the worker was killed as hung."""
+        self._progress(position)
+        started = time.monotonic()
+        while True:
+            limit = None if not self.timeout else started + self.timeout + HARD_TIMEOUT_GRACE
+            wait = LIVENESS_INTERVAL
+            if limit is not None:
+                wait = min(wait, max(0.0, limit - time.monotonic()))
+            if worker.readable(wait):
+                try:
+                    message = worker.conn.recv_bytes()
+                except EOFError:
+                    return position, False
+                index = int.from_bytes(message[1:9], "little")
+                if message[:1] == workermod.RETRYING:
+                    self.attempts[index] += 1
+                else:
+                    raised = message[9:10] == b"1"
+                    self.outcomes[index] = worker.receive_outcome()
+                    self.raised[index] = raised
+                    position = index + 1
+                    self._progress(position)
+                started = time.monotonic()
+                continue
+            if worker.exited():
+                return worker.drain(self, position), False
+            if limit is not None and time.monotonic() >= limit:
+                worker.kill()
+                return position, True
+
+    def _progress(self, position: int) -> None:
+        if position < len(self.calls):
+            self.termination.doing = f"running call {self.start + position}"
+            self.termination.progress({"running_call": self.start + position})
+
+    def _crash(self, position: int, status: int, hung: bool, ooms: int | None,
+               held: int | None) -> BaseException:
+        call = f"call {self.start + position} of {self.func_name}()"
+        if hung:
+            return CallTimeoutError(
+                f"{call} exceeded timeout={self.timeout:g}s and did not stop, so the process "
+                "running it was killed")
+        code = os.waitstatus_to_exitcode(status)
+        kernel = ooms is not None and (oom_kills() or 0) > ooms
+        if code == -signal.SIGKILL and (held is not None or kernel):
+            memory = self.options.get("memory")
+            used = f" (the task held {held / 2**20:.0f} MiB)" if held is not None else ""
+            return CallOutOfMemoryError(
+                f"{call} was OOMKilled: it reached its memory limit (memory={memory!r}){used} "
+                "and was killed, as the kernel's OOM killer does on AKS; raise memory= in "
+                "@aksrun.function or use less memory per call")
+        if code < 0:
+            try:
+                sig = signal.Signals(-code)
+            except ValueError:
+                return CallCrashedError(f"{call} crashed: its process was killed by signal "
+                                        f"{-code}")
+            hint = _SIGNAL_HINTS.get(sig)
+            return CallCrashedError(f"{call} crashed: its process was killed by {sig.name}"
+                                    + (f": {hint}" if hint else ""))
+        if code == WORKER_FAILED:
+            return CallCrashedError(f"{call} was not run: the runner's worker failed (see the "
+                                    "task's log)")
+        return CallCrashedError(
+            f"{call} ended its process with exit code {code} before returning (os._exit(), "
+            "or a library that exits from native code)")
+
+    def _skipped(self) -> BaseException:
+        return JobFailedError(
+            "not run: an earlier call of the same task raised, and a map without "
+            "return_exceptions=True stops at its first error")
+
+
+class _Worker:
+    def __init__(self, pid: int, conn: Any, pumps: list[threading.Thread]) -> None:
+        self.pid, self.conn, self.pumps = pid, conn, pumps
+        self.status: int | None = None
+
+    @classmethod
+    def spawn(cls, chunk: ChunkRunner, first: int) -> _Worker:
+        from multiprocessing.connection import Pipe
+
+        reader, writer = Pipe(duplex=False)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        for stream in (chunk.stdout, chunk.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                reader.close()
+                os.close(out_r)
+                os.close(err_r)
+                workermod.enter_worker(out_w, err_w)
+                workermod.run_calls(writer, chunk.func, chunk.calls, first, chunk.start,
+                                    chunk.attempts[first], chunk.options, chunk.func_name)
+            except workermod.Terminated:
+                code = 128 + signal.SIGTERM
+            except BaseException:
+                traceback.print_exc()
+                code = WORKER_FAILED
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os._exit(code)
+        writer.close()
+        os.close(out_w)
+        os.close(err_w)
+        pumps = [threading.Thread(target=_pump, args=(fd, stream), daemon=True,
+                                  name=f"aksrun-output-{fd}")
+                 for fd, stream in ((out_r, chunk.stdout), (err_r, chunk.stderr))]
+        for pump in pumps:
+            pump.start()
+        return cls(pid, reader, pumps)
+
+    def readable(self, timeout: float) -> bool:
+        if self.conn.poll(0):
+            return True
+        ready, _, _ = select.select([self.conn.fileno()], [], [], timeout)
+        return bool(ready)
+
+    def receive_outcome(self) -> Nested:
+        data = self.conn.recv_bytes()
+        count = int.from_bytes(self.conn.recv_bytes(), "little")
+        return Nested(data, [self.conn.recv_bytes() for _ in range(count)])
+
+    def exited(self) -> bool:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+        return self.status is not None
+
+    def drain(self, chunk: ChunkRunner, position: int) -> int:
+        """Outcomes the worker sent before it ended, while something it started keeps its
+        pipe open."""
+        while self.conn.poll(0):
+            try:
+                message = self.conn.recv_bytes()
+            except EOFError:
+                break
+            index = int.from_bytes(message[1:9], "little")
+            if message[:1] == workermod.OUTCOME:
+                chunk.outcomes[index] = self.receive_outcome()
+                chunk.raised[index] = message[9:10] == b"1"
+                position = index + 1
+        return position
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        """SIGTERM, as the runner got it: the call's clean-up runs; SIGKILL past the grace."""
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + WORKER_STOP_GRACE
+        while not self.exited() and time.monotonic() < end:
+            time.sleep(0.02)
+        if not self.exited():
+            self.kill()
+        self.reap()
+
+    def reap(self) -> int:
+        if self.status is None:
+            _, self.status = os.waitpid(self.pid, 0)
+        self.conn.close()
+        for pump in self.pumps:
+            pump.join(timeout=0.5)  # its last output; a process the call left may hold it open
+        return self.status
+
+
+def _pump(fd: int, stream: Any) -> None:
+    """The worker's output, to the runner's stream (the pod's log and the store's)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    with open(fd, "rb", buffering=0) as pipe:
+        while data := pipe.read(65536):
+            try:
+                stream.write(decoder.decode(data))
+                stream.flush()
+            except (ValueError, OSError):
+                pass
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            stream.write(tail)
+
+
+def oom_kills() -> int | None:
+    """The OOM kills counted for this container's memory limit: the local supervisor's file
+    that models it (AKSRUN_MEMORY_EVENTS, written once it kills something), or the cgroup's
+    `oom_kill` counter (v2 memory.events, v1 memory.oom_control). None where there is no
+    counter to read."""
+    local = os.environ.get("AKSRUN_MEMORY_EVENTS")
+    paths = [local] if local else ["/sys/fs/cgroup/memory.events",
+                                   "/sys/fs/cgroup/memory/memory.oom_control"]
+    for path in paths:
+        try:
+            with open(path) as events:
+                for line in events:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0 if local else None

@@ -1,0 +1,180 @@
+"""The worker: a child of the runner that runs a task's calls, one after another, and sends
+each call's outcome to the runner as soon as it is known.
+
+A call may end the process running it (a segfault in a C extension, `os._exit()`, the OOM
+killer): in a child, that ends only the worker, and the runner, still alive, records that one
+call as crashed and starts a new worker for the rest. Forked (not spawned) so the function
+and its inputs, already loaded and verified by the runner, cost nothing to hand over.
+
+Each outcome is pickled here, in the worker: a value that won't pickle becomes that call's
+own SerializationError, and the runner never unpickles user objects.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from ..core.pickling import OK, exception_record
+from ..errors import CallTimeoutError, SerializationError
+
+# Message kinds, worker -> runner (multiprocessing.connection frames).
+RETRYING = b"r"  # + call index: the call raised and is being run again
+OUTCOME = b"o"   # + call index, raised flag, then the pickle and its out-of-band buffers
+
+
+class Terminated(BaseException):
+    """Raised in the worker's call by SIGTERM (the runner passes its own on). A BaseException,
+    as KeyboardInterrupt, so `except Exception` lets it through while `finally` blocks run."""
+
+
+def run_calls(conn: Any, func: Any, calls: list[Any], first: int, start: int,
+              used_attempts: int, options: dict[str, Any], func_name: str) -> None:
+    """Run calls[first:] and send each outcome; stop after the first call that raised when
+    the job stops at its first error. `start` is the chunk's first call index (for messages);
+    `used_attempts` the attempts calls[first] already had in earlier workers."""
+    timeout = options.get("timeout")
+    retries = int(options.get("retries") or 0)
+    stop_on_error = bool(options.get("stop_on_error"))
+    for position in range(first, len(calls)):
+        args, kwargs = calls[position]
+        attempts = used_attempts if position == first else 0
+        while True:
+            outcome = _attempt(func, args, kwargs, timeout)
+            if outcome[0] == OK or attempts >= retries:
+                break
+            attempts += 1
+            print(f"[aksrun] call {start + position} raised {outcome[2]}: {outcome[3]}; "
+                  f"retry {attempts} of {retries}", file=sys.stderr)
+            conn.send_bytes(RETRYING + position.to_bytes(8, "little"))
+        data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
+        conn.send_bytes(OUTCOME + position.to_bytes(8, "little") + (b"1" if raised else b"0"))
+        conn.send_bytes(data)
+        conn.send_bytes(len(buffers).to_bytes(4, "little"))
+        for buffer in buffers:
+            conn.send_bytes(buffer)
+        del outcome, data, buffers
+        if raised and stop_on_error:
+            return
+
+
+def _attempt(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+             timeout: float | None) -> tuple[Any, ...]:
+    try:
+        with _deadline(timeout):
+            value = func(*args, **kwargs)
+            if isinstance(value, Coroutine):  # an `async def` function: await it here
+                value = _await(value)
+            return (OK, value)
+    except Terminated:
+        raise
+    except BaseException as exc:  # SystemExit from user code is an outcome too
+        _strip_runner_frames(exc)
+        return exception_record(exc)
+
+
+def _pickle_outcome(outcome: tuple[Any, ...], func_name: str,
+                    call: int) -> tuple[bytes, list[memoryview], bool]:
+    import pickle
+
+    import cloudpickle
+
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        data = cloudpickle.dumps(outcome, protocol=5, buffer_callback=buffers.append)
+    except Exception as exc:
+        outcome = exception_record(_unpicklable(exc, outcome, func_name, call))
+        buffers = []
+        data = cloudpickle.dumps(outcome, protocol=5)
+    return data, [b.raw() for b in buffers], outcome[0] != OK
+
+
+def _unpicklable(exc: BaseException, outcome: tuple[Any, ...], func_name: str,
+                 call: int) -> SerializationError:
+    reason = f"{type(exc).__name__}: {exc}" if type(exc).__name__ not in str(exc) else str(exc)
+    kind = type(outcome[1])
+    what = kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__module__}.{kind.__qualname__}")
+    hint = "Return plain data (convert the object before returning)."
+    if what in ("generator", "async_generator"):
+        hint = "Return a list instead of yielding values."
+    return SerializationError(
+        f"the return value of {func_name}() for call {call} (a {what}) could not be "
+        f"pickled: {reason}. {hint}"
+    )
+
+
+def _await(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run an `async def` function's coroutine to its value, in a fresh event loop per call
+    (as a script's `asyncio.run(main())` would); asyncio is imported only when needed."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+class _deadline:
+    """Per-call timeout: SIGALRM raises CallTimeoutError inside the call. A call stuck in C
+    code or swallowing the exception is the runner's to end (it kills the worker just past
+    the limit)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> _deadline:
+        if self.seconds:
+            seconds = self.seconds
+
+            def on_alarm(signum, frame):
+                raise CallTimeoutError(f"call exceeded timeout={seconds:g}s")
+
+            self.previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def _strip_runner_frames(exc: BaseException) -> None:
+    """Drop the runner's own frames (and asyncio's, for an `async def` function) so the
+    remote traceback starts in the user's code."""
+    skip = [os.path.dirname(__file__)]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None and getattr(asyncio, "__file__", None):
+        skip.append(os.path.dirname(asyncio.__file__))
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(tuple(skip)):
+        tb = tb.tb_next
+    if tb is not None:
+        exc.__traceback__ = tb
+
+
+def enter_worker(out_fd: int, err_fd: int) -> None:
+    """In the forked child, before any call: output to the runner's pipes (at the descriptor
+    level, so C extensions and subprocesses are captured too), SIGTERM raising Terminated in
+    the call (once: its clean-up isn't interrupted), and none of the runner's signal plumbing."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    state = {"raised": False}
+
+    def on_sigterm(signum, frame):
+        if not state["raised"]:
+            state["raised"] = True
+            raise Terminated
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
