@@ -4,6 +4,7 @@ runs as a person holding only aksrun's Role in a namespace of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -105,7 +106,14 @@ def test_oom_killed_fails_fast_naming_the_limit(k8s):
         aksrun.function(memory="128Mi")(hog)()
     assert time.monotonic() - start < 30
 
-    k8s.wait_for(lambda: not k8s.jobs(live_only=True), timeout=30)  # stopped, not left retrying
+    # the call failed alone: its task completed (with one call raised), not retried
+    def completed() -> bool:
+        return all(any(c["type"] == "Complete" and c["status"] == "True"
+                       for c in (j.get("status") or {}).get("conditions") or [])
+                   for j in k8s.jobs(live_only=True))
+
+    k8s.wait_for(completed, timeout=30)
+    assert len(k8s.pods("hog-")) == 1
 
 
 def test_unschedulable_fails_fast_with_scheduler_message(k8s):
@@ -266,25 +274,47 @@ def test_aks_backend_gets_its_kubeconfig_from_arm(k8s, monkeypatch):
     assert aksrun.api.session.default_client().backend == "aks"
 
 
-def crash_or_sleep(x):
-    import os
+def sleep_for(x):
     import time
 
-    if x == 0:
-        os._exit(3)  # the runner dies without a word, every time
     time.sleep(x)
     return x
 
 
 def test_a_task_out_of_retries_fails_before_the_rest_of_the_job(k8s):
-    # The real Job controller re-creates a failed pod after 10 s, then 20 s, 40 s...: three
-    # retries (backoffLimitPerIndex=3) take about 70 s, so the other task sleeps longer.
+    """Each pod of task 0 is killed whole (a node fault, not a call's: a call that only ends
+    its own process fails alone). The real Job controller re-creates a failed pod after
+    10 s, then 20 s, 40 s...: three retries (backoffLimitPerIndex=3) take about 70 s, so the
+    other task sleeps longer."""
     start = time.monotonic()
-    results = aksrun.function()(crash_or_sleep).map([0, 150], chunksize=1,
-                                                    return_exceptions=True)
-    first = next(results)
+    results = aksrun.function(name="outofretries")(sleep_for).map(
+        [100, 150], chunksize=1, return_exceptions=True)
+    job_id = k8s.wait_for(lambda: next((j["metadata"]["name"] for j in k8s.jobs()
+                                        if j["metadata"]["name"].startswith("outofretries")),
+                                       None), timeout=30)
+    stop = threading.Event()
+
+    def kill_task_0() -> None:
+        killed: set[str] = set()
+        while not stop.is_set():
+            for pod in k8s.pods(f"{job_id}-0-"):
+                name = pod["metadata"]["name"]
+                if pod["status"].get("phase") == "Running" and name not in killed:
+                    with contextlib.suppress(Exception):
+                        time.sleep(1.0)  # the runner has written which call it runs
+                        k8s.kill(name)
+                        killed.add(name)
+            stop.wait(0.2)
+
+    killer = threading.Thread(target=kill_task_0, daemon=True)
+    killer.start()
+    try:
+        first = next(results)
+    finally:
+        stop.set()
     assert isinstance(first, aksrun.JobFailedError)
-    assert "exited with code 3" in str(first) and "no retries left" in str(first)
+    assert "exited with code 137 (killed by SIGKILL)" in str(first), str(first)
+    assert "while running call 0" in str(first) and "no retries left" in str(first)
     assert time.monotonic() - start < 140  # not after the 150 s task
     results.close()
 

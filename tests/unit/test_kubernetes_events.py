@@ -69,6 +69,14 @@ def test_a_container_oomkilled_whole_names_the_call_it_was_running():
     assert "memory='512Mi'" in str(error) and "raise memory=" in str(error)
 
 
+def test_a_runner_killed_mid_task_says_which_call_was_running():
+    progress = json.dumps({"running_call": 12})
+    event = kev.finished_pod_event(pod("Failed", 1, terminated(137, "Error", progress)), 1, 0)
+    assert event.kind == "retrying"
+    assert "exited with code 137 (killed by SIGKILL)" in event.message
+    assert "while running call 12" in event.message and "{" not in event.message
+
+
 def test_eviction_is_retried_and_said_so():
     p = pod("Failed", 2, terminated(137, "Error"), reason="Evicted",
             conditions=[{"type": "DisruptionTarget", "status": "True"}],

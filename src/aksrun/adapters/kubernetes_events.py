@@ -5,8 +5,10 @@ Pure functions: the compute adapter feeds them pods, Jobs and Events from its wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,10 +130,20 @@ def finished_pod_event(pod: Mapping[str, Any], index: int, attempt: int) -> Task
         return TaskEvent("failed", index, attempt, reason=message["error"],
                          message=message.get("message"))
     code = terminated.get("exitCode")
-    detail = message.get("message") or (terminated.get("message") or "")[-1500:]
+    running = message.get("running_call")  # the runner's progress: it ended mid-task
+    if message.get("message"):
+        detail = message["message"]
+    elif isinstance(running, int):
+        detail = f"the runner ended while running call {running}"
+    else:
+        detail = (terminated.get("message") or "")[-1500:]
+    killed = ""
+    if isinstance(code, int) and 128 < code < 128 + 65:
+        with contextlib.suppress(ValueError):
+            killed = f" (killed by {signal.Signals(code - 128).name})"
     return TaskEvent("retrying", index, attempt, reason=message.get("error") or "Error",
-                     message=f"pod {name} exited with code {code}" + (f": {detail}" if detail
-                                                                      else ""))
+                     message=f"pod {name} exited with code {code}{killed}"
+                     + (f": {detail}" if detail else ""))
 
 
 def job_terminal(job: Mapping[str, Any]) -> TaskEvent | None:

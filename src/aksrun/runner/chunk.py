@@ -329,14 +329,12 @@ def _pump(fd: int, stream: Any) -> None:
 
 
 def oom_kills() -> int | None:
-    """The OOM kills counted for this container's memory limit: the local supervisor's file
-    that models it (AKSRUN_MEMORY_EVENTS, written once it kills something), or the cgroup's
-    `oom_kill` counter (v2 memory.events, v1 memory.oom_control). None where there is no
-    counter to read."""
+    """The OOM kills counted for this process's memory cgroup (its `oom_kill` counter: v2
+    memory.events, v1 memory.oom_control; hierarchical, so a kill under the container's
+    limit counts), or the local supervisor's file that models it (AKSRUN_MEMORY_EVENTS).
+    None where there is no counter to read."""
     local = os.environ.get("AKSRUN_MEMORY_EVENTS")
-    paths = [local] if local else ["/sys/fs/cgroup/memory.events",
-                                   "/sys/fs/cgroup/memory/memory.oom_control"]
-    for path in paths:
+    for path in [local] if local else _cgroup_event_files():
         try:
             with open(path) as events:
                 for line in events:
@@ -346,3 +344,22 @@ def oom_kills() -> int | None:
         except (OSError, ValueError):
             continue
     return 0 if local else None
+
+
+def _cgroup_event_files() -> list[str]:
+    """Where this process's memory cgroup keeps its counters, from /proc/self/cgroup: the
+    container's own under a cgroup namespace ("0::/" on AKS), its full path without one."""
+    try:
+        with open("/proc/self/cgroup") as cgroups:
+            lines = cgroups.read().splitlines()
+    except OSError:
+        return []
+    files = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):  # v1
+            files.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
+    for line in lines:
+        if line.startswith("0::"):  # v2 (unified)
+            files.append(f"/sys/fs/cgroup{line[3:].rstrip('/')}/memory.events")
+    return files
