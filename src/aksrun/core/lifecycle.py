@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import (
@@ -383,6 +384,8 @@ class JobRun:
         # task failed): a caller that wants the first failure hears of it at once, whichever
         # chunk it is in, not after every chunk before it finished.
         self.first_failure: cf.Future = cf.Future()
+        # Each call's files (path, size, sha256), from its task's verified output.
+        self.artifact_lists: dict[int, list[dict[str, Any]]] = {}
         self.done = threading.Event()
         self.stopping = threading.Event()  # set when this process exits
         self._thread: threading.Thread | None = None
@@ -461,6 +464,34 @@ class JobRun:
         for outcome in failed.result():
             if isinstance(outcome, _Raised):
                 raise outcome.error
+
+    def artifacts(self, dest: str | Path, call: int | None = None,
+                  timeout: float | None = None) -> list[Path]:
+        """Download the files the calls wrote under `aksrun.output_dir()` into `dest`, each
+        verified against its sha256; the paths written. A single call's files (or those of
+        `call`) go straight into `dest`; a map's into `dest/<call index>/`. Waits for the
+        tasks concerned; a task that failed as a whole raises its error."""
+        from .artifacts import download
+
+        calls = range(self.record.calls) if call is None else [call]
+        if call is not None and not 0 <= call < self.record.calls:
+            raise AksrunError(f"job {self.job_id} has calls 0..{self.record.calls - 1}; "
+                              f"there is no call {call}.")
+        for index in sorted({c // self.record.chunksize for c in calls}):
+            if self.chunks[index] is not _RELEASED:
+                self.chunks[index].exception(timeout)  # wait; values may already be released
+            if self.chunks[index].done() and self.chunks[index].exception() is not None:
+                raise self.chunks[index].exception()
+        root = Path(dest)
+        written: list[Path] = []
+        for number in calls:
+            entries = self.artifact_lists.get(number)
+            if not entries:
+                continue
+            folder = root if (call is not None or self.record.kind == "call") else (
+                root / str(number))
+            written += download(self.client.store, self.job_id, entries, number, folder)
+        return written
 
     def result(self) -> Any:
         """The job's value once every chunk is done: a call's value (or its exception
@@ -544,6 +575,7 @@ class JobRun:
             document = loads(raw, digest, f"output of task {index} of job {self.job_id}")
             job_digest, outcomes = jobmod.unpack_outputs(document)
             self._check_output(index, job_digest, len(outcomes))
+            self.artifact_lists.update(jobmod.output_artifacts(document))
         except IntegrityError as exc:
             settle(future, None, exc)
             return
