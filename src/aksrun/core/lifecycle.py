@@ -128,8 +128,16 @@ class Client:
 
     def record(self, job_id: str) -> jobmod.JobRecord:
         """The job's record from the store, strictly checked (IntegrityError naming the job and
-        its key if it is corrupted)."""
-        return self._read_record(job_id)[0]
+        its key if it is corrupted), and, while compute still knows the job, against the
+        digest the job was launched with: an edited record that is still valid is not
+        presented as the job's."""
+        record, digest = self._read_record(job_id)
+        try:
+            handle = self.compute.attach(job_id)
+        except UnknownJobError:
+            return record
+        _check_launch_digest(job_id, handle, digest)
+        return record
 
     def _read_record(self, job_id: str) -> tuple[jobmod.JobRecord, str]:
         """The record and the digest of the bytes read: each task's output carries the digest
@@ -153,6 +161,8 @@ class Client:
             run.handle = self.compute.attach(job_id)
         except UnknownJobError:
             run.handle = None
+        else:
+            _check_launch_digest(job_id, run.handle, digest)
         run.start()
         return run
 
@@ -295,6 +305,16 @@ def plan_job(
         env=dict(options.env),
     )
     return JobPlan(function, tuple(inputs), record, raw, request)
+
+
+def _check_launch_digest(job_id: str, handle: JobHandle, digest: str) -> None:
+    launched = handle.data.get("job_digest")
+    if launched and launched != digest:
+        key = jobmod.record_key(job_id)
+        raise IntegrityError(
+            f"job {job_id}: its record {key} was changed in the store after submission (it no "
+            "longer matches the digest the job was launched with), so it is neither shown nor "
+            f"used. Remove the job (`aksrun jobs rm {job_id}`) and re-submit it.")
 
 
 def _read_outcome(store: Store, job_id: str) -> dict[str, Any] | None:
