@@ -153,7 +153,10 @@ class ChunkRunner:
                     self.attempts[index] += 1
                 else:
                     raised = message[9:10] == b"1"
-                    self.outcomes[index] = worker.receive_outcome()
+                    try:
+                        self.outcomes[index] = worker.receive_outcome()
+                    except EOFError:  # killed while sending it (e.g. over memory=)
+                        return position, False
                     self.raised[index] = raised
                     position = index + 1
                     self._collect_artifacts(index)
@@ -290,7 +293,10 @@ class _Worker:
                 break
             index = int.from_bytes(message[1:9], "little")
             if message[:1] == workermod.OUTCOME:
-                chunk.outcomes[index] = self.receive_outcome()
+                try:
+                    chunk.outcomes[index] = self.receive_outcome()
+                except EOFError:
+                    break
                 chunk.raised[index] = message[9:10] == b"1"
                 position = index + 1
                 chunk._collect_artifacts(index)
