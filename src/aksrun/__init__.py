@@ -35,6 +35,7 @@ _LAZY = {
     "Future": "aksrun.api.future",
     "Executor": "aksrun.api.executor",
     "get": "aksrun.api.attach",
+    "output_dir": "aksrun.api.artifacts",
     "Config": "aksrun.core.config",
 }
 
@@ -56,6 +57,7 @@ __all__ = [
     "UnknownJobError",
     "function",
     "get",
+    "output_dir",
 ]
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs ~10 ms to import

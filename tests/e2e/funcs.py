@@ -135,3 +135,34 @@ def fail_fast_probe(x, log_path):
         raise ValueError("call 2 failed")
     time.sleep(60 if x < 2 else 0)
     return x
+
+
+def write_artifacts(x, size=3_000_000):
+    """Writes a text file, a nested binary file of `size` random bytes, and returns the
+    binary's sha256 (computed where it was written)."""
+    import hashlib
+
+    import aksrun
+
+    directory = aksrun.output_dir()
+    (directory / "a.txt").write_text(f"hello {x}")
+    data = os.urandom(size)
+    (directory / "sub").mkdir(exist_ok=True)
+    (directory / "sub" / "big.bin").write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_then_crash_once(log_path):
+    """First run: writes attempt-1.txt, then segfaults; second run writes attempt-2.txt."""
+    import ctypes
+
+    import aksrun
+
+    with open(log_path, "a") as out:
+        out.write("run\n")
+    with open(log_path) as src:
+        runs = len(src.read().split())
+    (aksrun.output_dir() / f"attempt-{runs}.txt").write_text(str(runs))
+    if runs == 1:
+        ctypes.string_at(0)
+    return runs

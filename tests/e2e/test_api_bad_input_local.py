@@ -163,6 +163,11 @@ def test_an_edited_but_valid_record_does_not_reshape_the_result(local):
         aksrun.get(job_id).result(timeout=60)
     out = aksrun_cli("jobs", "result", job_id)
     assert out.returncode == 1 and "[4]" not in out.stdout and key in out.stderr
+    # while compute still knows the job, its record is checked against the digest the job
+    # was launched with: `jobs show` does not present the edited record as the job's
+    out = aksrun_cli("jobs", "show", job_id)
+    assert out.returncode == 1 and key in out.stderr and "changed" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
 
 
 # --- 7. a corrupted function object ------------------------------------------------------------
@@ -179,3 +184,22 @@ def test_a_corrupted_function_object_does_not_stay_cached(local):
         remote(4)  # this process had checked the object already: the runner catches it
     assert remote(5) == 25  # the next call checks again and re-uploads
     assert remote(6) == 36
+
+
+# --- AKSRUN_HOME unusable, from the library (not only the CLI) --------------------------------
+
+
+def test_a_call_with_aksrun_home_under_a_file_is_a_config_error_and_leaves_no_job(
+        tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = tmp_path / "store"
+    monkeypatch.setenv("AKSRUN_BACKEND", "local")
+    monkeypatch.setenv("AKSRUN_HOME", str(blocker / "aksrun"))
+    monkeypatch.setenv("AKSRUN_STORE", store.as_uri())
+    with pytest.raises(aksrun.ConfigError) as info:
+        aksrun.function()(square)(3)
+    assert f"{blocker} is a file, not a directory" in str(info.value)
+    assert "AKSRUN_HOME" in str(info.value)
+    assert not (store / "jobs").exists() or not any((store / "jobs").iterdir())
+    assert blocker.read_text() == ""

@@ -40,3 +40,17 @@ def test_only_the_call_over_the_limit_fails_the_others_of_its_task_keep_their_va
 
 def test_a_call_within_its_limit_is_untouched():
     assert aksrun.function(memory="512Mi")(hold)(100) == 100
+
+
+def big_value(mib: int) -> bytes:
+    return b"x" * (mib * 2**20)
+
+
+def test_a_return_value_that_takes_the_task_over_its_limit_fails_only_its_call():
+    """Pickling and handing over a large value doubles it or more: the worker may be killed
+    while it sends the outcome, which must fail that call alone, not end the runner."""
+    results = list(aksrun.function(memory="512Mi")(big_value).map(
+        [1, 300, 2], chunksize=3, return_exceptions=True))
+    assert results[0] == b"x" * 2**20 and results[2] == b"x" * 2 * 2**20
+    assert isinstance(results[1], aksrun.CallOutOfMemoryError), results[1]
+    assert "call 1 of big_value()" in str(results[1])

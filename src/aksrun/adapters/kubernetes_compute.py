@@ -166,12 +166,15 @@ class KubernetesCompute:
             raise AksrunError(self._unreachable(exc, f"creating Job {request.job_id}")) from None
         return self._handle(request.job_id, job.metadata.uid)
 
-    def _handle(self, job_id: str, uid: str | None) -> JobHandle:
-        return JobHandle(job_id, self.name, {"namespace": self.namespace, "uid": uid})
+    def _handle(self, job_id: str, uid: str | None, digest: str | None = None) -> JobHandle:
+        return JobHandle(job_id, self.name, {"namespace": self.namespace, "uid": uid,
+                                             "job_digest": digest})
 
     def attach(self, job_id: str) -> JobHandle:
         job = self._read_job(job_id)
-        return self._handle(job_id, job["metadata"].get("uid"))
+        metadata = job["metadata"]
+        return self._handle(job_id, metadata.get("uid"),
+                            (metadata.get("annotations") or {}).get(manifest.ANN_JOB_DIGEST))
 
     def _read_job(self, job_id: str) -> dict[str, Any]:
         from kubernetes.client.rest import ApiException

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownJobError
+from ..errors import ConfigError, UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
 from .local_standby import start_supervisor
 
@@ -41,7 +41,16 @@ class LocalCompute:
 
     def launch(self, request: LaunchRequest) -> JobHandle:
         folder = self.jobs / request.job_id
-        folder.mkdir(parents=True, exist_ok=False)
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:  # the client rolls the store back; say what to change
+            from .local_store import directory_problem
+
+            why = directory_problem(self.jobs) or f"{exc.strerror or exc}: {exc.filename}"
+            raise ConfigError(
+                f"the local backend can't create its job folder under {self.jobs} ({why}); "
+                "set AKSRUN_HOME to a writable directory (local jobs live in "
+                "$AKSRUN_HOME/local). Nothing was run.") from exc
         spec = {
             "job_id": request.job_id,
             "job_digest": request.job_digest,
@@ -70,7 +79,11 @@ class LocalCompute:
         folder = self.jobs / job_id
         if not (folder / "launch.json").is_file():
             raise UnknownJobError(f"no local job {job_id!r} under {self.jobs}")
-        return JobHandle(job_id, self.name, {"folder": str(folder)})
+        try:
+            digest = json.loads((folder / "launch.json").read_text()).get("job_digest")
+        except (OSError, ValueError, AttributeError):
+            digest = None
+        return JobHandle(job_id, self.name, {"folder": str(folder), "job_digest": digest})
 
     # --- watching --------------------------------------------------------------------------
 

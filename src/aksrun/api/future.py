@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import sys
 import threading
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.lifecycle import settle
@@ -58,6 +60,14 @@ class Future(cf.Future):
         except KeyboardInterrupt:
             stop_on_interrupt(self._run)
             raise
+
+    def artifacts(self, dest: str | os.PathLike[str], call: int | None = None,
+                  timeout: float | None = None) -> list[Path]:
+        """Download the files the call wrote under `aksrun.output_dir()` into `dest` (for a
+        map's job from `aksrun.get`: `dest/<call index>/`, or one call's with `call=`), each
+        verified against its recorded sha256 before it appears; returns the paths. Waits for
+        the call to finish; a file already in `dest` is never overwritten by a different one."""
+        return self._run.artifacts(dest, call, timeout)
 
     def cancel(self) -> bool:
         with self._condition:

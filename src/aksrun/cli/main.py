@@ -207,6 +207,25 @@ def jobs_result(job_id: str, as_json: bool) -> None:
     _print_outcome(get(job_id), as_json)
 
 
+@jobs.command("artifacts")
+@click.argument("job_id")
+@click.option("--call", "call", type=click.IntRange(min=0), default=None,
+              help="Only this call's files (index from 0), straight into DEST.")
+@click.option("--dest", type=click.Path(file_okay=False, writable=True), required=True,
+              help="Directory to download into (a map's calls each get DEST/<call index>/).")
+def jobs_artifacts(job_id: str, call: int | None, dest: str) -> None:
+    """Download the files the job's calls wrote under aksrun.output_dir(), each verified
+    against its recorded sha256; waits for the job if it still runs."""
+    from ..api.attach import get
+
+    written = get(job_id).artifacts(dest, call)
+    for path in written:
+        click.echo(str(path))
+    if not written:
+        which = f"call {call} of job {job_id}" if call is not None else f"job {job_id}"
+        click.echo(f"{which} wrote no files under aksrun.output_dir().", err=True)
+
+
 @jobs.command("cancel")
 @click.argument("job_id")
 def jobs_cancel(job_id: str) -> None:

@@ -216,8 +216,22 @@ def digest_of(raw: bytes) -> str:
 # against) can still tell whether that record is the one the job ran.
 
 
-def pack_outputs(job_digest: str, outcomes: list[Any]) -> dict[str, Any]:
-    return {"job_digest": job_digest, "outcomes": outcomes}
+def pack_outputs(job_digest: str, outcomes: list[Any],
+                 artifacts: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """A task's output document; `artifacts`: call index (as text) -> its files (path, size,
+    sha256), only for calls that wrote any."""
+    document: dict[str, Any] = {"job_digest": job_digest, "outcomes": outcomes}
+    if artifacts:
+        document["artifacts"] = artifacts
+    return document
+
+
+def output_artifacts(document: Any) -> dict[int, list[dict[str, Any]]]:
+    """The artifact lists of a (verified) output document, by call index."""
+    found = document.get("artifacts") if isinstance(document, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {int(call): list(entries) for call, entries in found.items()}
 
 
 def unpack_outputs(document: Any) -> tuple[str | None, list[Any]]:

@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import (
@@ -127,8 +128,16 @@ class Client:
 
     def record(self, job_id: str) -> jobmod.JobRecord:
         """The job's record from the store, strictly checked (IntegrityError naming the job and
-        its key if it is corrupted)."""
-        return self._read_record(job_id)[0]
+        its key if it is corrupted), and, while compute still knows the job, against the
+        digest the job was launched with: an edited record that is still valid is not
+        presented as the job's."""
+        record, digest = self._read_record(job_id)
+        try:
+            handle = self.compute.attach(job_id)
+        except UnknownJobError:
+            return record
+        _check_launch_digest(job_id, handle, digest)
+        return record
 
     def _read_record(self, job_id: str) -> tuple[jobmod.JobRecord, str]:
         """The record and the digest of the bytes read: each task's output carries the digest
@@ -152,6 +161,8 @@ class Client:
             run.handle = self.compute.attach(job_id)
         except UnknownJobError:
             run.handle = None
+        else:
+            _check_launch_digest(job_id, run.handle, digest)
         run.start()
         return run
 
@@ -296,6 +307,16 @@ def plan_job(
     return JobPlan(function, tuple(inputs), record, raw, request)
 
 
+def _check_launch_digest(job_id: str, handle: JobHandle, digest: str) -> None:
+    launched = handle.data.get("job_digest")
+    if launched and launched != digest:
+        key = jobmod.record_key(job_id)
+        raise IntegrityError(
+            f"job {job_id}: its record {key} was changed in the store after submission (it no "
+            "longer matches the digest the job was launched with), so it is neither shown nor "
+            f"used. Remove the job (`aksrun jobs rm {job_id}`) and re-submit it.")
+
+
 def _read_outcome(store: Store, job_id: str) -> dict[str, Any] | None:
     import json
 
@@ -383,6 +404,8 @@ class JobRun:
         # task failed): a caller that wants the first failure hears of it at once, whichever
         # chunk it is in, not after every chunk before it finished.
         self.first_failure: cf.Future = cf.Future()
+        # Each call's files (path, size, sha256), from its task's verified output.
+        self.artifact_lists: dict[int, list[dict[str, Any]]] = {}
         self.done = threading.Event()
         self.stopping = threading.Event()  # set when this process exits
         self._thread: threading.Thread | None = None
@@ -461,6 +484,34 @@ class JobRun:
         for outcome in failed.result():
             if isinstance(outcome, _Raised):
                 raise outcome.error
+
+    def artifacts(self, dest: str | Path, call: int | None = None,
+                  timeout: float | None = None) -> list[Path]:
+        """Download the files the calls wrote under `aksrun.output_dir()` into `dest`, each
+        verified against its sha256; the paths written. A single call's files (or those of
+        `call`) go straight into `dest`; a map's into `dest/<call index>/`. Waits for the
+        tasks concerned; a task that failed as a whole raises its error."""
+        from .artifacts import download
+
+        calls = range(self.record.calls) if call is None else [call]
+        if call is not None and not 0 <= call < self.record.calls:
+            raise AksrunError(f"job {self.job_id} has calls 0..{self.record.calls - 1}; "
+                              f"there is no call {call}.")
+        for index in sorted({c // self.record.chunksize for c in calls}):
+            if self.chunks[index] is not _RELEASED:
+                self.chunks[index].exception(timeout)  # wait; values may already be released
+            if self.chunks[index].done() and self.chunks[index].exception() is not None:
+                raise self.chunks[index].exception()
+        root = Path(dest)
+        written: list[Path] = []
+        for number in calls:
+            entries = self.artifact_lists.get(number)
+            if not entries:
+                continue
+            folder = root if (call is not None or self.record.kind == "call") else (
+                root / str(number))
+            written += download(self.client.store, self.job_id, entries, number, folder)
+        return written
 
     def result(self) -> Any:
         """The job's value once every chunk is done: a call's value (or its exception
@@ -544,6 +595,7 @@ class JobRun:
             document = loads(raw, digest, f"output of task {index} of job {self.job_id}")
             job_digest, outcomes = jobmod.unpack_outputs(document)
             self._check_output(index, job_digest, len(outcomes))
+            self.artifact_lists.update(jobmod.output_artifacts(document))
         except IntegrityError as exc:
             settle(future, None, exc)
             return

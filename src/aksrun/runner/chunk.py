@@ -72,8 +72,10 @@ class Nested:
 
 class ChunkRunner:
     def __init__(self, func: Any, calls: list[Any], start: int, options: dict[str, Any],
-                 func_name: str, termination: Any, stdout: Any, stderr: Any) -> None:
+                 func_name: str, termination: Any, stdout: Any, stderr: Any,
+                 artifacts: Any = None) -> None:
         self.func, self.calls, self.start = func, calls, start
+        self.artifacts = artifacts  # an ArtifactUploader: a finished call's files go up
         self.options, self.func_name = options, func_name
         self.termination = termination
         self.stdout, self.stderr = stdout, stderr
@@ -107,8 +109,11 @@ class ChunkRunner:
                 if position >= len(self.calls):
                     break
                 error = self._crash(position, status, hung, ooms, stopped_for_memory)
+                self._collect_artifacts(position)
                 if self.attempts[position] < self.retries:
                     self.attempts[position] += 1
+                    if self.artifacts is not None:
+                        self.artifacts.discard(self.start + position)
                     print(f"[aksrun] {error}; retry {self.attempts[position]} of "
                           f"{self.retries}", file=self.stderr)
                     continue
@@ -148,9 +153,13 @@ class ChunkRunner:
                     self.attempts[index] += 1
                 else:
                     raised = message[9:10] == b"1"
-                    self.outcomes[index] = worker.receive_outcome()
+                    try:
+                        self.outcomes[index] = worker.receive_outcome()
+                    except EOFError:  # killed while sending it (e.g. over memory=)
+                        return position, False
                     self.raised[index] = raised
                     position = index + 1
+                    self._collect_artifacts(index)
                     self._progress(position)
                 started = time.monotonic()
                 continue
@@ -159,6 +168,10 @@ class ChunkRunner:
             if limit is not None and time.monotonic() >= limit:
                 worker.kill()
                 return position, True
+
+    def _collect_artifacts(self, position: int) -> None:
+        if self.artifacts is not None:
+            self.artifacts.collect(self.start + position)
 
     def _progress(self, position: int) -> None:
         if position < len(self.calls):
@@ -280,9 +293,13 @@ class _Worker:
                 break
             index = int.from_bytes(message[1:9], "little")
             if message[:1] == workermod.OUTCOME:
-                chunk.outcomes[index] = self.receive_outcome()
+                try:
+                    chunk.outcomes[index] = self.receive_outcome()
+                except EOFError:
+                    break
                 chunk.raised[index] = message[9:10] == b"1"
                 position = index + 1
+                chunk._collect_artifacts(index)
         return position
 
     def kill(self) -> None:

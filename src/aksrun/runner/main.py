@@ -25,6 +25,7 @@ from ..core.envelope import dumps, loads
 from ..errors import (
     IntegrityError,
     StoreAccessError,
+    StoreError,
     VersionMismatchError,
 )
 from ..ports.compute import (
@@ -111,15 +112,24 @@ def _run_task(termination: _Termination) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
-    options = {**record.options, "stop_on_error": record.stop_on_error}
+    from .artifacts import ArtifactUploader, output_root
+
+    uploads = ArtifactUploader(store, job_id, output_root())
+    options = {**record.options, "stop_on_error": record.stop_on_error,
+               "output_root": str(uploads.root)}
     try:
         outcomes, errors = ChunkRunner(func, calls, chunk.start, options, record.function_name,
-                                       termination, sys.stdout, sys.stderr).run()
+                                       termination, sys.stdout, sys.stderr, uploads).run()
+    except StoreError as exc:  # an artifact's upload: the task is retried as a store fault
+        sys.stdout, sys.stderr = stdout, stderr
+        sink.close()
+        return _fail(termination, EXIT_STORE, "StoreError", f"uploading artifacts: {exc}")
     finally:
         sys.stdout, sys.stderr = stdout, stderr
+        uploads.close()
     termination.interruptible = False  # every call ran: writing their outcomes wins
     sink.close()
-    payload = dumps(jobmod.pack_outputs(digest, outcomes), what="results")
+    payload = dumps(jobmod.pack_outputs(digest, outcomes, uploads.manifests), what="results")
     try:
         store.put(jobmod.output_key(job_id, index), payload.parts)
     except Exception as exc:

@@ -13,13 +13,16 @@ own SerializationError, and the runner never unpickles user objects.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from ..core.pickling import OK, exception_record
 from ..errors import CallTimeoutError, SerializationError
+from .artifacts import OUTPUT_DIR_ENV, call_dir
 
 # Message kinds, worker -> runner (multiprocessing.connection frames).
 RETRYING = b"r"  # + call index: the call raised and is being run again
@@ -39,10 +42,15 @@ def run_calls(conn: Any, func: Any, calls: list[Any], first: int, start: int,
     timeout = options.get("timeout")
     retries = int(options.get("retries") or 0)
     stop_on_error = bool(options.get("stop_on_error"))
+    root = options.get("output_root")
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
         while True:
+            if root:  # the call's own, empty, artifacts directory (aksrun.output_dir())
+                directory = call_dir(Path(root), start + position)
+                shutil.rmtree(directory, ignore_errors=True)
+                os.environ[OUTPUT_DIR_ENV] = str(directory)
             outcome = _attempt(func, args, kwargs, timeout)
             if outcome[0] == OK or attempts >= retries:
                 break

@@ -1,0 +1,58 @@
+"""The runner's side of artifacts: each call gets its own directory (AKSRUN_OUTPUT_DIR, under
+the task's temporary directory: an emptyDir volume in a pod); when the call has finished, its
+files are uploaded to the store, and listed with their sha256 in the task's output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..core.artifacts import artifact_key, file_sha256
+
+OUTPUT_DIR_ENV = "AKSRUN_OUTPUT_DIR"
+
+
+def output_root() -> Path:
+    return Path(tempfile.gettempdir()) / f"aksrun-outputs-{os.getpid()}"
+
+
+def call_dir(root: Path, call: int) -> Path:
+    return root / f"{call:07d}"
+
+
+class ArtifactUploader:
+    def __init__(self, store: Any, job_id: str, root: Path) -> None:
+        self.store, self.job_id, self.root = store, job_id, root
+        self.manifests: dict[str, list[dict[str, Any]]] = {}
+
+    def collect(self, call: int) -> None:
+        """Upload what the call left in its directory (even if it crashed: what it wrote
+        before is kept), then remove the directory. Regular files only: a symlink is
+        reported and skipped (it could point anywhere on the node)."""
+        directory = call_dir(self.root, call)
+        if not directory.is_dir():
+            return
+        entries = []
+        for path in sorted(p for p in directory.rglob("*") if not p.is_dir()):
+            relative = path.relative_to(directory).as_posix()
+            if path.is_symlink() or not path.is_file():
+                print(f"[aksrun] artifact {relative} of call {call} is not a regular file "
+                      "(a symlink, socket or device); it was not kept", file=sys.stderr)
+                continue
+            sha256, size = file_sha256(path)
+            self.store.put_file(artifact_key(self.job_id, call, relative), str(path))
+            entries.append({"path": relative, "size": size, "sha256": sha256})
+        shutil.rmtree(directory, ignore_errors=True)
+        if entries:
+            self.manifests[str(call)] = entries
+
+    def discard(self, call: int) -> None:
+        """A call about to run again: what its failed attempt wrote goes."""
+        shutil.rmtree(call_dir(self.root, call), ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
