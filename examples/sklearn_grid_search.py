@@ -20,7 +20,7 @@ def main() -> None:
     X, y = load_digits(return_X_y=True)
     X, y = X[:600], y[:600]  # small enough to finish in seconds on a laptop
     grid = {"C": [1, 10], "gamma": [0.001, 0.01]}
-    search = GridSearchCV(SVC(), grid, cv=3, n_jobs=4)  # 12 fits, 4 at a time: ONE job
+    search = GridSearchCV(SVC(), grid, cv=3, n_jobs=4)  # 12 fits, 4 at a time, in one job
 
     with joblib.parallel_config(backend="aksrun", cpu="1", memory="1Gi"):
         search.fit(X, y)

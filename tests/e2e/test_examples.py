@@ -26,6 +26,7 @@ def test_sklearn_grid_search():
     assert "best params: {'C': " in out.stdout, out.stdout
     assert "best cross-validated accuracy: 0." in out.stdout, out.stdout
     jobs = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
-    # its 12 fits (2 x 2 candidates, 3 folds) as one job
-    assert [(job["function"], job["calls"], job["state"]) for job in jobs] == [
-        ("_fit_and_score", 12, "succeeded")]
+    # its 12 fits (2 x 2 candidates, 3 folds) in one job (two if the burst stalled)
+    assert 1 <= len(jobs) <= 2 and sum(job["calls"] for job in jobs) == 12
+    assert {(job["function"], job["state"]) for job in jobs} == {("_fit_and_score",
+                                                                  "succeeded")}

@@ -72,15 +72,17 @@ def test_parallel_gives_what_n_jobs_1_gives_in_few_jobs(backend):
     with joblib.parallel_config(backend="aksrun", cpu="250m", memory="256Mi"):
         parallel = Parallel(n_jobs=3, batch_size=1)
         got = parallel(delayed(power)(x, exponent=3) for x in range(60))
+        made = records(job_ids() - before)
         in_order = list(Parallel(n_jobs=2, return_as="generator")(
             delayed(power)(x) for x in range(5)))
     assert got == expected and in_order == [0, 1, 4, 9, 16]
     assert parallel.n_dispatched_batches == 60  # one joblib batch per call...
-    made = records(job_ids() - before)
-    first = [r for r in made if r.calls == 60]
-    assert len(made) <= 3 and len(first) == 1  # ...and the 60 batches are ONE job
-    assert first[0].max_parallel == 3  # n_jobs is its parallelism
-    assert first[0].function_name == "power"  # named for the function, not the batch runner
+    # ...dispatched in one burst, which the Executor coalesces: one job, or two when a busy
+    # client stalls the burst past the Executor's quiet window (the cluster set-up's node
+    # agent shares this process); without the burst it was 55 jobs.
+    assert 1 <= len(made) <= 2 and sum(r.calls for r in made) == 60
+    assert {r.max_parallel for r in made} == {3}  # n_jobs is their parallelism
+    assert {r.function_name for r in made} == {"power"}  # not the batch runner's name
 
 
 def test_options_reach_the_job(backend):
@@ -90,11 +92,11 @@ def test_options_reach_the_job(backend):
         got = Parallel(n_jobs=2)(delayed(environment)("JOBLIB_PROBE", "OMP_NUM_THREADS")
                                  for _ in range(4))
     assert got == [["from parallel_config", "1"]] * 4
-    (record,) = records(job_ids() - before)
-    assert record.options["memory"] == "768Mi"
-    assert record.options["env"] == {"JOBLIB_PROBE": "from parallel_config",
-                                     **{var: "1" for var in
-                                        joblib.parallel.ParallelBackendBase.MAX_NUM_THREADS_VARS}}
+    threads = {var: "1" for var in joblib.parallel.ParallelBackendBase.MAX_NUM_THREADS_VARS}
+    made = records(job_ids() - before)
+    assert made and all(r.options["memory"] == "768Mi" for r in made)
+    assert all(r.options["env"] == {"JOBLIB_PROBE": "from parallel_config", **threads}
+               for r in made)
 
 
 def test_a_failing_call_raises_its_own_exception_and_stops_the_job(backend):
@@ -107,11 +109,12 @@ def test_a_failing_call_raises_its_own_exception_and_stops_the_job(backend):
     cause = info.value.__cause__
     assert isinstance(cause, RemoteTraceback)  # joblib drops the traceback; its cause keeps it
     assert "in nap_unless_first" in cause.text and "CustomError" in cause.text
-    (job_id,) = job_ids() - before
-    deadline = time.monotonic() + 60
-    while state_of(job_id) != "cancelled" and time.monotonic() < deadline:
+    made = job_ids() - before
+    ended = {"succeeded", "failed", "cancelled"}
+    deadline = time.monotonic() + 60  # the other calls sleep two minutes: they were stopped
+    while not {state_of(j) for j in made} <= ended and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert state_of(job_id) == "cancelled"  # the calls still sleeping were stopped
+    assert {state_of(j) for j in made} <= ended and "cancelled" in {state_of(j) for j in made}
 
 
 def test_n_jobs_minus_one_is_aksrun_default_parallelism(monkeypatch):
@@ -123,8 +126,8 @@ def test_n_jobs_minus_one_is_aksrun_default_parallelism(monkeypatch):
         assert backend.effective_n_jobs(-5) == 1 and backend.effective_n_jobs(7) == 7
         before = job_ids()
         assert Parallel()(delayed(power)(x) for x in range(6)) == [x * x for x in range(6)]
-    (record,) = records(job_ids() - before)
-    assert record.max_parallel == 3  # n_jobs=None is the backend's default, -1
+    made = records(job_ids() - before)
+    assert made and {r.max_parallel for r in made} == {3}  # n_jobs=None: the default, -1
 
 
 @pytest.mark.parametrize(("options", "named"), [
@@ -164,9 +167,10 @@ def test_grid_search_and_cross_val_score_match_n_jobs_1(local_backend):
     assert list(search.cv_results_["mean_test_score"]) == list(
         reference.cv_results_["mean_test_score"])
     assert list(scores) == list(reference_scores)
-    # 18 fits (6 candidates x 3 folds): one job, two at a time, named for what it runs
-    assert [(r.calls, r.max_parallel, r.function_name) for r in made] == [
-        (18, 2, "_fit_and_score")]
+    # 18 fits (6 candidates x 3 folds) submitted in one burst: one job (two if the burst
+    # stalls), two at a time, named for what it runs
+    assert 1 <= len(made) <= 2 and sum(r.calls for r in made) == 18
+    assert {(r.max_parallel, r.function_name) for r in made} == {(2, "_fit_and_score")}
 
 
 def test_a_failing_fit_raises_its_own_exception(local_backend):
@@ -208,10 +212,11 @@ def test_ctrl_c_cancels_the_jobs_with_one_line():
         process.kill()
     assert time.monotonic() - start < 10, err
     assert process.returncode != 0 and err.rstrip().endswith("KeyboardInterrupt"), err
+    made = job_ids()  # this test's own AKSRUN_HOME: the script's job (or two)
     said = [line for line in err.splitlines() if line.startswith("aksrun: interrupted")]
-    assert said == [f"aksrun: interrupted; cancelling job {running[0]} "
-                    "(`aksrun jobs ls` shows it cancelled)."], err
+    assert sorted(said) == [f"aksrun: interrupted; cancelling job {job_id} "
+                            "(`aksrun jobs ls` shows it cancelled)." for job_id in sorted(made)]
     deadline = time.monotonic() + 10
-    while state_of(running[0]) != "cancelled" and time.monotonic() < deadline:
+    while {state_of(j) for j in made} != {"cancelled"} and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert state_of(running[0]) == "cancelled"
+    assert {state_of(j) for j in made} == {"cancelled"}
