@@ -141,6 +141,22 @@ def test_a_bad_option_is_a_config_error_naming_it(options, named):
     assert named in str(info.value)
 
 
+def keep(x, lock=None):
+    return x
+
+
+def test_an_argument_that_wont_pickle_is_named(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("AKSRUN_BACKEND", "local")
+    with (pytest.raises(aksrun.SerializationError) as info,
+          joblib.parallel_config(backend="aksrun")):
+        Parallel(n_jobs=2)(delayed(keep)(i, lock=threading.Lock() if i == 3 else None)
+                           for i in range(5))
+    assert str(info.value).startswith("argument 'lock' to keep() could not be pickled: "
+                                      "TypeError: cannot pickle '_thread.lock' object")
+
+
 def test_n_jobs_0_is_a_config_error_with_the_fix(monkeypatch):
     monkeypatch.setenv("AKSRUN_BACKEND", "local")
     with pytest.raises(aksrun.ConfigError, match="n_jobs=-1"):

@@ -39,8 +39,8 @@ from ..api.decorator import RemoteFunction
 from ..api.executor import Executor, ExecutorFuture
 from ..api.session import default_client
 from ..core.options import FunctionOptions, options_from
-from ..errors import AksrunError, ConfigError
-from .joblib_batch import run_batch
+from ..errors import AksrunError, ConfigError, SerializationError
+from .joblib_batch import BatchCall, run_batch
 
 # Options that name the parallelism, which joblib's n_jobs already sets.
 _PARALLELISM_NAMES = ("max_parallel", "max_workers", "parallelism")
@@ -84,6 +84,8 @@ class AksrunBackend(ParallelBackendBase):
         self._executor: Executor | None = None
         self._workers = 1
         self._remotes: dict[tuple[str, int | None], RemoteFunction] = {}
+        # each batch's calls until its result is read, to name an argument that won't pickle
+        self._batches: dict[ExecutorFuture, list[BatchCall]] = {}
 
     # --- how many ------------------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class AksrunBackend(ParallelBackendBase):
         else:
             calls = list(items)
             future = executor.submit(self._remote(run_batch, name_of(calls[0][0])), calls)
+            with self._lock:
+                self._batches[future] = calls
         if callback is not None:
             future.add_done_callback(callback)
         return future
@@ -134,8 +138,15 @@ class AksrunBackend(ParallelBackendBase):
     apply_async = submit  # joblib < 1.5 calls it so
 
     def retrieve_result_callback(self, out: ExecutorFuture) -> Any:
+        with self._lock:
+            calls = self._batches.pop(out, None)
         try:
             return out.result()
+        except SerializationError as exc:
+            # The Executor names the batch runner's argument; name the user's instead.
+            if calls is not None:
+                explain_unpicklable(calls, exc)
+            raise
         except BaseException as exc:
             keep_remote_traceback(exc)
             raise
@@ -146,12 +157,14 @@ class AksrunBackend(ParallelBackendBase):
         interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         with self._lock:
             executor, self._executor = self._executor, None
+            self._batches.clear()
         if executor is not None:
             executor.cancel_jobs(interrupted=interrupted)
 
     def terminate(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            self._batches.clear()
         if executor is not None:
             executor.shutdown(wait=False)
 
@@ -191,6 +204,28 @@ def name_of(func: Any) -> str:
         func = inner
     name = getattr(func, "__name__", None) or type(func).__name__
     return name if name != "<lambda>" else "lambda"
+
+
+def explain_unpicklable(calls: list[BatchCall], error: SerializationError) -> None:
+    """Raise a SerializationError naming the function or argument of the batch that won't
+    pickle, as `f.submit(...)` names it; return if each pickles alone."""
+    from ..core.envelope import dumps
+    from ..core.pickling import dump_calls
+
+    for func, args, kwargs in calls:
+        name = name_of(func)
+        try:
+            dumps(func)
+        except SerializationError as inner:
+            raise SerializationError(
+                f"function {name}() could not be pickled: {str(inner).split(': ', 1)[-1]}. "
+                "A function travels with the globals and closure values it uses: create "
+                "such objects inside the function, or pass them as arguments that pickle."
+            ) from error
+        try:
+            dump_calls([(tuple(args), dict(kwargs))], 0, name)
+        except SerializationError as inner:
+            raise inner from error
 
 
 def keep_remote_traceback(exc: BaseException) -> None:
