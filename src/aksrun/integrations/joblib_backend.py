@@ -31,6 +31,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from typing import Any
 
 from joblib.parallel import ParallelBackendBase
@@ -230,8 +231,8 @@ def explain_unpicklable(calls: list[BatchCall], error: SerializationError) -> No
 
 def keep_remote_traceback(exc: BaseException) -> None:
     """Keep where a remote call failed once joblib sets `exc.__traceback__ = None`. aksrun's
-    own errors (a cancelled or failed job) have no remote frames to keep."""
-    if exc.__traceback__ is None or isinstance(exc, AksrunError):
+    own errors (a failed job) and a cancelled call have no remote frames to keep."""
+    if exc.__traceback__ is None or isinstance(exc, (AksrunError, CancelledError)):
         return
     from ..core.pickling import remote_frames
 
