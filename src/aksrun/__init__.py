@@ -26,8 +26,12 @@ from .errors import (
     SerializationError,
     UnknownJobError,
 )
+from .integrations import joblib_registration as _joblib_registration
 
 __version__ = "0.1.0"
+
+# joblib.parallel_config(backend="aksrun") works from here on, without importing joblib now.
+_joblib_registration.install()
 
 _LAZY = {
     "function": "aksrun.api.decorator",

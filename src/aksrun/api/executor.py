@@ -195,13 +195,25 @@ class Executor(cf.Executor):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         """Ctrl+C inside `with`: stop this executor's jobs instead of waiting for them."""
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            with self._cond:
-                runs = {f._run for f in self._futures if f._run is not None} | self._runs
-            for run in runs:
-                stop_on_interrupt(run)
-            self.shutdown(wait=False, cancel_futures=True)
+            self.cancel_jobs(interrupted=True)
             return False
         return super().__exit__(exc_type, exc, tb)
+
+    def cancel_jobs(self, *, interrupted: bool = False) -> None:
+        """Stop every job this executor still owes calls from, running calls included (a
+        pool can only drop what is queued; a job can be stopped), and shut it down. For a
+        caller that will use none of the results (joblib aborting a Parallel call on its
+        first error). `interrupted`: Ctrl+C, said in one line per job."""
+        with self._cond:
+            runs = {f._run for f in self._futures if f._run is not None} | self._runs
+        for run in runs:
+            if interrupted:
+                stop_on_interrupt(run)
+            else:
+                run.cancel()
+        # Calls not yet in a job are cancelled here; a job being made from them right now is
+        # stopped by _dispatch once it sees all its calls cancelled.
+        self.shutdown(wait=False, cancel_futures=True)
 
     # --- dispatching -------------------------------------------------------------------------
 
