@@ -30,3 +30,22 @@ def test_sklearn_grid_search():
     assert 1 <= len(jobs) <= 2 and sum(job["calls"] for job in jobs) == 12
     assert {(job["function"], job["state"]) for job in jobs} == {("_fit_and_score",
                                                                   "succeeded")}
+
+
+def test_pandas_split_apply():
+    out = run_example("pandas_split_apply.py")
+    assert "40 stores summarised remotely; same as a local groupby-apply." in out.stdout
+    jobs = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
+    assert [(job["function"], job["calls"], job["state"]) for job in jobs] == [
+        ("summarise", 40, "succeeded")]  # one map: one job of 40 calls
+
+
+def test_artifacts(tmp_path):
+    out = subprocess.run([sys.executable, str(EXAMPLES / "artifacts.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "AKSRUN_BACKEND": "local"})
+    assert out.returncode == 0, out.stderr
+    for rate, half_life in (("0.05", "13.863"), ("0.1", "6.931"), ("0.2", "3.466")):
+        folder = tmp_path / f"rate-{rate}"
+        assert (folder / "summary.txt").read_text() == f"rate={rate}\nhalf_life={half_life}\n"
+        assert (folder / "trajectory.csv").read_text().startswith("step,value\n0,1.0\n")
