@@ -112,9 +112,10 @@ def _run_task(termination: _Termination) -> int:
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
     options = {**record.options, "stop_on_error": record.stop_on_error}
+    runner = ChunkRunner(func, calls, chunk.start, options, record.function_name,
+                         termination, sys.stdout, sys.stderr)
     try:
-        outcomes, errors = ChunkRunner(func, calls, chunk.start, options, record.function_name,
-                                       termination, sys.stdout, sys.stderr).run()
+        outcomes, errors = runner.run()
     finally:
         sys.stdout, sys.stderr = stdout, stderr
     termination.interruptible = False  # every call ran: writing their outcomes wins
@@ -126,7 +127,8 @@ def _run_task(termination: _Termination) -> int:
         return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
     return termination.write(
         {"digest": payload.sha256, "calls": len(outcomes), "errors": errors,
-         "seconds": round(time.time() - started, 3)}, 0)
+         # calls run again as retries= says: a job's timeline counts them per task
+         "retried": sum(runner.attempts), "seconds": round(time.time() - started, 3)}, 0)
 
 
 def _check_versions(record: jobmod.JobRecord) -> None:
