@@ -135,3 +135,28 @@ def fail_fast_probe(x, log_path):
         raise ValueError("call 2 failed")
     time.sleep(60 if x < 2 else 0)
     return x
+
+
+def eventful(x, marks, kill_always=False):
+    """A map with something to see on its timeline (run it with retries=1, chunksize=2):
+    call 2 kills its runner on its first run (an infrastructure fault: its task runs again;
+    every run with kill_always), call 4 raises, and call 5 raises once and then succeeds
+    (one call re-run)."""
+    import signal
+
+    def first_time(name):
+        path = os.path.join(marks, name)
+        if os.path.exists(path):
+            return False
+        with open(path, "w"):
+            return True
+
+    time.sleep(0.2)
+    if x == 2 and (first_time("killed-2") or kill_always):
+        os.kill(os.getppid(), signal.SIGKILL)  # the runner, which forked this call's worker
+        time.sleep(30)
+    if x == 4:
+        raise ValueError("call 4 raised")
+    if x == 5 and first_time("flaky-5"):
+        raise RuntimeError("call 5 failed once")
+    return x
