@@ -139,9 +139,10 @@ def fail_fast_probe(x, log_path):
 
 def eventful(x, marks, kill_always=False):
     """A map with something to see on its timeline (run it with retries=1, chunksize=2):
-    call 2 kills its runner on its first run (an infrastructure fault: its task runs again;
-    every run with kill_always), call 4 raises, and call 5 raises once and then succeeds
-    (one call re-run)."""
+    call 2 stops its runner on its first run, with the SIGTERM a deleted pod or a drained
+    node gets (an infrastructure fault: its task runs again; every run with kill_always),
+    call 4 raises, and call 5 raises once and then succeeds (one call re-run). SIGTERM, not
+    SIGKILL: in a pod the runner is PID 1, which only signals it handles reach."""
     import signal
 
     def first_time(name):
@@ -153,7 +154,7 @@ def eventful(x, marks, kill_always=False):
 
     time.sleep(0.2)
     if x == 2 and (first_time("killed-2") or kill_always):
-        os.kill(os.getppid(), signal.SIGKILL)  # the runner, which forked this call's worker
+        os.kill(os.getppid(), signal.SIGTERM)  # the runner, which forked this call's worker
         time.sleep(30)
     if x == 4:
         raise ValueError("call 4 raised")

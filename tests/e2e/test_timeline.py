@@ -32,7 +32,8 @@ def _only_job() -> str:
 
 def _eventful_job(tmp_path, kill_always: bool = False) -> tuple[str, list]:
     marks = tmp_path / "marks"
-    marks.mkdir()
+    marks.mkdir(mode=0o1777)
+    marks.chmod(0o1777)  # pods run as uid 1000 (umask aside)
     remote = aksrun.function(retries=0 if kill_always else 1, name="eventful")(funcs.eventful)
     results = list(remote.map(range(8), [str(marks)] * 8, [kill_always] * 8, chunksize=2,
                               return_exceptions=True))
@@ -51,7 +52,7 @@ def _svg_bars(path) -> dict[str, str]:
 
 
 def test_a_job_with_a_retry_is_drawn_one_row_per_task(backend, tmp_path):
-    """4 tasks of 2 calls: task 1's runner is killed once (a fault: the task runs again),
+    """4 tasks of 2 calls: task 1's runner is stopped once (a fault: the task runs again),
     task 2 has a call that raises and one re-run by retries=1."""
     job_id, results = _eventful_job(tmp_path)
     assert results[:4] == [0, 1, 2, 3] and results[5:] == [5, 6, 7], results
@@ -114,7 +115,7 @@ def test_a_job_with_a_retry_is_drawn_one_row_per_task(backend, tmp_path):
 
 
 def test_a_task_that_fails_and_the_job_it_fails(backend, tmp_path):
-    """Task 1's runner is killed on every attempt: three retries, then it fails, and so
+    """Task 1's runner is stopped on every attempt: three retries, then it fails, and so
     does the job."""
     job_id, results = _eventful_job(tmp_path, kill_always=True)
     assert all(isinstance(r, aksrun.JobFailedError) for r in results[2:4]), results
@@ -200,3 +201,38 @@ def test_without_matplotlib_the_error_names_the_extra(tmp_path):
     # the same command with matplotlib draws
     assert aksrun_cli("jobs", "show", job_id, "--timeline", str(target)).returncode == 0
     assert target.stat().st_size > 0
+
+
+def test_save_from_python(tmp_path):
+    """aksrun.timeline.save: the same picture from a notebook; bad input said before any work."""
+    import aksrun.timeline
+    from aksrun.errors import ConfigError
+
+    assert aksrun.function()(funcs.square)(4) == 16
+    job_id = _only_job()
+    svg = aksrun.timeline.save(job_id, tmp_path / "call.svg", size=(800, 300))
+    bars = _svg_bars(svg)
+    assert "task-0-attempt-0-running" in bars and bars.keys() <= {
+        "task-0-attempt-0-pending", "task-0-attempt-0-running"}
+    assert ET.parse(svg).getroot().get("width") == "576pt"  # 800 px at 100 dpi, in points
+    with pytest.raises(ConfigError, match=r"\.png, \.svg or \.html"):
+        aksrun.timeline.save(job_id, tmp_path / "call.pdf")
+    with pytest.raises(aksrun.UnknownJobError):
+        aksrun.timeline.save("square-20200101-000000-zzzzz", tmp_path / "none.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call.svg"]
+
+
+def test_a_job_compute_has_forgotten_says_why_it_cannot_be_drawn(tmp_path):
+    """The attempts' times live with the compute: once it has forgotten the job (on AKS the
+    Job's TTL), one line says so and when to draw instead."""
+    import os
+    import shutil
+
+    job_id = aksrun_cli("run", "--detach", "tests.e2e.funcs:square", "3").stdout.strip()
+    assert aksrun_cli("jobs", "result", job_id).returncode == 0
+    shutil.rmtree(os.path.join(os.environ["AKSRUN_HOME"], "local", "jobs", job_id))
+    line = _one_error_line(aksrun_cli("jobs", "show", job_id, "--timeline",
+                                      str(tmp_path / "gone.png")))
+    assert f"job {job_id} is in the store, but no longer on local compute" in line, line
+    assert "Draw it before the job is removed" in line
+    assert not (tmp_path / "gone.png").exists()

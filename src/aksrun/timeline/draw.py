@@ -173,7 +173,7 @@ def _bars(axes, timeline: Timeline) -> tuple[dict[str, str], set[str]]:
                                                edgecolors=COLORS["failed"], linewidths=0))
         else:
             axes.add_collection(PolyCollection(shapes, facecolors=COLORS[color],
-                                               edgecolors="none", antialiased=False))
+                                               edgecolors="none"))
     return tips, used
 
 
