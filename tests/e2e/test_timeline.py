@@ -175,6 +175,7 @@ def _one_error_line(out) -> str:
     (["--timeline", "job"], ["no file type", ".png, .svg or .html"]),
     (["--timeline", "job.png", "--timeline-size", "10x10"], ["'10x10'", "e.g. 1200x600"]),
     (["--timeline", "job.png", "--timeline-size", "big"], ["'big'", "WIDTHxHEIGHT"]),
+    (["--timeline-size", "900x400"], ["--timeline-size", "give --timeline FILE too"]),
 ])
 def test_bad_timeline_arguments_are_usage_errors(tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)

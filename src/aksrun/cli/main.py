@@ -179,6 +179,9 @@ def jobs_show(job_id: str, as_json: bool, timeline: str | None,
     """Show one job: its state, calls, options, failures (and, with --timeline, a picture)."""
     from ..api.session import default_client
 
+    if timeline_size and not timeline:
+        raise click.UsageError("--timeline-size sizes the picture --timeline FILE draws; give "
+                               "--timeline FILE too, or leave --timeline-size out.")
     client = default_client()
     if timeline:
         from ..timeline.collect import collect
