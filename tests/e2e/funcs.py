@@ -166,3 +166,29 @@ def write_then_crash_once(log_path):
     if runs == 1:
         ctypes.string_at(0)
     return runs
+
+
+def eventful(x, marks, kill_always=False):
+    """A map with something to see on its timeline (run it with retries=1, chunksize=2):
+    call 2 stops its runner on its first run, with the SIGTERM a deleted pod or a drained
+    node gets (an infrastructure fault: its task runs again; every run with kill_always),
+    call 4 raises, and call 5 raises once and then succeeds (one call re-run). SIGTERM, not
+    SIGKILL: in a pod the runner is PID 1, which only signals it handles reach."""
+    import signal
+
+    def first_time(name):
+        path = os.path.join(marks, name)
+        if os.path.exists(path):
+            return False
+        with open(path, "w"):
+            return True
+
+    time.sleep(0.2)
+    if x == 2 and (first_time("killed-2") or kill_always):
+        os.kill(os.getppid(), signal.SIGTERM)  # the runner, which forked this call's worker
+        time.sleep(30)
+    if x == 4:
+        raise ValueError("call 4 raised")
+    if x == 5 and first_time("flaky-5"):
+        raise RuntimeError("call 5 failed once")
+    return x

@@ -6,7 +6,6 @@ The AKS backend is this compute with a BlobStore and a kubeconfig from ARM
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -20,7 +19,7 @@ import urllib3
 
 from ..core.config import Config
 from ..errors import AksrunError, ConfigError, UnknownJobError
-from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent, TaskSpan
 from . import kubernetes_digests as digests
 from . import kubernetes_events as kev
 from . import kubernetes_manifest as manifest
@@ -247,6 +246,12 @@ class KubernetesCompute:
     def status(self, handle: JobHandle) -> JobStatus:
         job = self._read_job(handle.job_id)
         return _job_status(job, _calls_raised(self._pods(handle.job_id)))
+
+    def timeline(self, handle: JobHandle) -> list[TaskSpan]:
+        """The Job and its pods, read once (a page of pods per request)."""
+        from .kubernetes_timeline import job_spans
+
+        return job_spans(self._read_job(handle.job_id), self._pods(handle.job_id))
 
     def list(self) -> list[JobStatus]:
         """Two lists whatever the number of jobs (a request per page of 500): the Jobs, and
@@ -673,32 +678,12 @@ def _job_status(job: Mapping[str, Any], calls_raised: int = 0) -> JobStatus:
         chunksize=int(annotations.get("aksrun.io/chunksize", 1)),
         done_indexes=frozenset(kev.parse_indexes(status.get("completedIndexes"))),
         failed_indexes=frozenset(kev.parse_indexes(status.get("failedIndexes"))),
-        started=_epoch(meta.get("creationTimestamp")),
-        finished=_epoch(status.get("completionTime")) or (
-            _epoch(_condition_time(status)) if terminal else None),
+        started=kev.epoch(meta.get("creationTimestamp")),
+        finished=kev.job_ended(job) if terminal else None,
         calls_raised=calls_raised,
         reason=reason,
         message=message,
     )
-
-
-def _condition_time(status: Mapping[str, Any]) -> Any:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return condition.get("lastTransitionTime")
-    return None
-
-
-def _epoch(value: Any) -> float | None:
-    if not value:
-        return None
-    from datetime import datetime
-
-    if isinstance(value, datetime):
-        return value.timestamp()
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    return None
 
 
 def render_job(request: LaunchRequest, *, namespace: str, image: str, service_account: str,

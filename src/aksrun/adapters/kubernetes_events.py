@@ -167,6 +167,31 @@ def job_terminal(job: Mapping[str, Any]) -> TaskEvent | None:
     return None
 
 
+def epoch(value: Any) -> float | None:
+    """An API timestamp (RFC 3339 text, or the client's datetime) in epoch seconds."""
+    if not value:
+        return None
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def job_ended(job: Mapping[str, Any]) -> float | None:
+    """When the Job completed or failed (None while it runs)."""
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return epoch(status["completionTime"])
+    for condition in status.get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return epoch(condition.get("lastTransitionTime"))
+    return None
+
+
 def _limits(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     containers = (pod.get("spec") or {}).get("containers") or [{}]
     return (containers[0].get("resources") or {}).get("limits") or {}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownJobError
-from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent
+from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent, TaskSpan
 from .local_standby import start_supervisor
 
 TERMINAL = ("job_succeeded", "job_failed", "job_cancelled")
@@ -107,6 +107,9 @@ class LocalCompute:
 
     def status(self, handle: JobHandle) -> JobStatus:
         return _fold(Path(handle.data["folder"]))
+
+    def timeline(self, handle: JobHandle) -> list[TaskSpan]:
+        return _spans(Path(handle.data["folder"]))
 
     def list(self) -> list[JobStatus]:
         if not self.jobs.is_dir():
@@ -274,6 +277,59 @@ def _fold(folder: Path) -> JobStatus:
         reason=reason,
         message=message,
     )
+
+
+def _spans(folder: Path) -> list[TaskSpan]:
+    """Every attempt from the supervisor's record. An attempt is queued when the job is
+    launched (the first) or when the one before it ended (a retry), and a queued one waits
+    for a free slot of `parallelism` and of the machine's cores: that wait is its pending
+    time."""
+    spec = json.loads((folder / "launch.json").read_text())
+    path = folder / "events.jsonl"
+    lines = path.read_bytes().splitlines() if path.is_file() else []
+    open_: dict[int, dict[str, Any]] = {  # index -> its attempt not yet ended
+        i: {"attempt": 0, "created": spec["created"], "started": None}
+        for i in range(spec["tasks"])}
+    spans: list[TaskSpan] = []
+    ended: dict[str, Any] | None = None
+    for line in lines:
+        event = json.loads(line)
+        kind, index, when = event["kind"], event.get("index"), event.get("time")
+        if kind in TERMINAL:
+            ended = event
+            break
+        current = open_.get(index)
+        if current is None:
+            continue
+        if kind == "started":
+            current.update(attempt=event.get("attempt", current["attempt"]), started=when)
+            continue
+        if kind not in ("succeeded", "retrying", "failed"):
+            continue
+        outcome = {"succeeded": "succeeded", "retrying": "retried", "failed": "failed"}[kind]
+        spans.append(TaskSpan(
+            index, event.get("attempt", current["attempt"]), current["created"],
+            current["started"], when, outcome,  # type: ignore[arg-type]
+            reason=event.get("reason"), message=event.get("message"), calls=event.get("calls"),
+            raised=event.get("errors") if kind == "succeeded" else None,
+            retried=event.get("retried")))
+        if kind == "retrying":
+            open_[index] = {"attempt": spans[-1].attempt + 1, "created": when, "started": None}
+        else:
+            del open_[index]
+    if ended is None and not _supervisor_alive(folder) and lines:
+        ended = {"time": None, "reason": "SupervisorLost",
+                 "message": "the local job supervisor died before the job finished"}
+    for index, current in open_.items():
+        if ended is not None:  # the job ended around it
+            spans.append(TaskSpan(index, current["attempt"], current["created"],
+                                  current["started"], ended.get("time"), "stopped",
+                                  reason=ended.get("reason"), message=ended.get("message")))
+        else:
+            spans.append(TaskSpan(index, current["attempt"], current["created"],
+                                  current["started"], None,
+                                  "running" if current["started"] is not None else "pending"))
+    return sorted(spans, key=lambda s: (s.index, s.attempt))
 
 
 def _supervisor_pid(folder: Path) -> int | None:

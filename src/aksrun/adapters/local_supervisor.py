@@ -110,7 +110,8 @@ class Supervisor:
         message = _termination(task_dir)
         if code == EXIT_OK and message.get("digest"):
             self.emit("succeeded", index=index, attempt=attempt, digest=message["digest"],
-                      errors=message.get("errors", 0))
+                      errors=message.get("errors", 0), calls=message.get("calls"),
+                      retried=message.get("retried"))
             return "ok"
         if code in FATAL_EXIT_CODES:
             reason = EXIT_REASONS[code]

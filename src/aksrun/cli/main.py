@@ -96,6 +96,33 @@ def run(target: str, args: tuple[str, ...], cpu, memory, timeout, retries, detac
         streamer.stop()
 
 
+def _timeline_file(ctx: click.Context, param: click.Parameter, value: str | None
+                   ) -> str | None:
+    """A file type aksrun draws, and matplotlib to draw it: said before any work."""
+    if value is None:
+        return None
+    from ..timeline.draw import output_format, require_matplotlib
+
+    try:
+        output_format(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    require_matplotlib()
+    return value
+
+
+def _timeline_size(ctx: click.Context, param: click.Parameter, value: str | None
+                   ) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from ..timeline.draw import parse_size
+
+    try:
+        return parse_size(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.group()
 def jobs() -> None:
     """List, inspect, follow, cancel and remove jobs."""
@@ -142,11 +169,28 @@ def jobs_ls(as_json: bool, limit: int) -> None:
 @jobs.command("show")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def jobs_show(job_id: str, as_json: bool) -> None:
-    """Show one job: its state, calls, options, failures."""
+@click.option("--timeline", "timeline", metavar="FILE", callback=_timeline_file,
+              help="Also draw the job's tasks on a time axis into FILE (.png, .svg or .html; "
+              "needs pip install 'aksrun[plot]').")
+@click.option("--timeline-size", metavar="WxH", callback=_timeline_size,
+              help="The timeline's size in pixels, e.g. 1200x600 (default: fits the tasks).")
+def jobs_show(job_id: str, as_json: bool, timeline: str | None,
+              timeline_size: tuple[int, int] | None) -> None:
+    """Show one job: its state, calls, options, failures (and, with --timeline, a picture)."""
     from ..api.session import default_client
 
+    if timeline_size and not timeline:
+        raise click.UsageError("--timeline-size sizes the picture --timeline FILE draws; give "
+                               "--timeline FILE too, or leave --timeline-size out.")
     client = default_client()
+    if timeline:
+        from ..timeline.collect import collect
+        from ..timeline.draw import render
+
+        drawn = collect(client, job_id)
+        render(drawn, timeline, timeline_size)
+        click.echo(f"drew the timeline of {job_id} ({len(drawn.rows)} tasks) into {timeline}",
+                   err=True)
     record = client.record(job_id)
     data = _status_dict(client.status(job_id))
     data.update(kind=record.kind, chunks=len(record.chunks), options=record.options,

@@ -73,6 +73,37 @@ class TaskEvent:
     message: str | None = None
 
 
+SpanOutcome = Literal["pending", "running", "succeeded", "retried", "failed", "stopped"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpan:
+    """One attempt of one task (a runner process, a pod) as compute recorded it: what a
+    picture of the job is drawn from, with nothing the client had to witness itself.
+
+    created: when compute took the attempt on (local: queued by the supervisor; Kubernetes:
+    the pod created), started: its runner running, finished: its end (epoch seconds; None
+    when it has not happened). outcome: pending | running | succeeded | retried (a fault,
+    and the task runs again) | failed (no retry left, or one can't help) | stopped (the job
+    ended around it: cancelled, failed elsewhere, past its deadline). `reason` is the short
+    code (Killed, OOMKilled, Evicted...) and `message` the words. The counts come from the
+    runner's last word, when it had one: calls it ran, calls that raised, and re-runs of a
+    call as `retries=` says.
+    """
+
+    index: int
+    attempt: int
+    created: float | None
+    started: float | None
+    finished: float | None
+    outcome: SpanOutcome
+    reason: str | None = None
+    message: str | None = None
+    calls: int | None = None
+    raised: int | None = None
+    retried: int | None = None
+
+
 @dataclasses.dataclass
 class JobStatus:
     job_id: str
@@ -115,6 +146,10 @@ class Compute(Protocol):
         """Raw process output of one task (the runner's own output is also in the store)."""
 
     def status(self, handle: JobHandle) -> JobStatus: ...
+
+    def timeline(self, handle: JobHandle) -> list[TaskSpan]:
+        """Every attempt of every task compute still knows of, with its times; a task not
+        yet taken on has none."""
 
     def cancel(self, handle: JobHandle) -> None: ...
 

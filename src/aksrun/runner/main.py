@@ -117,9 +117,10 @@ def _run_task(termination: _Termination) -> int:
     uploads = ArtifactUploader(store, job_id, output_root())
     options = {**record.options, "stop_on_error": record.stop_on_error,
                "output_root": str(uploads.root)}
+    runner = ChunkRunner(func, calls, chunk.start, options, record.function_name,
+                         termination, sys.stdout, sys.stderr, uploads)
     try:
-        outcomes, errors = ChunkRunner(func, calls, chunk.start, options, record.function_name,
-                                       termination, sys.stdout, sys.stderr, uploads).run()
+        outcomes, errors = runner.run()
     except StoreError as exc:  # an artifact's upload: the task is retried as a store fault
         sys.stdout, sys.stderr = stdout, stderr
         sink.close()
@@ -136,7 +137,8 @@ def _run_task(termination: _Termination) -> int:
         return _fail(termination, EXIT_STORE, "StoreError", f"writing output: {exc}")
     return termination.write(
         {"digest": payload.sha256, "calls": len(outcomes), "errors": errors,
-         "seconds": round(time.time() - started, 3)}, 0)
+         # calls run again as retries= says: a job's timeline counts them per task
+         "retried": sum(runner.attempts), "seconds": round(time.time() - started, 3)}, 0)
 
 
 def _check_versions(record: jobmod.JobRecord) -> None:
