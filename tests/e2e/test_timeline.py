@@ -178,9 +178,9 @@ def _one_error_line(out) -> str:
     (["--timeline-size", "900x400"], ["--timeline-size", "give --timeline FILE too"]),
 ])
 def test_bad_timeline_arguments_are_usage_errors(tmp_path, monkeypatch, args, words):
-    monkeypatch.chdir(tmp_path)
     job_id = aksrun_cli("run", "--detach", "tests.e2e.funcs:square", "3").stdout.strip()
     assert aksrun_cli("jobs", "result", job_id).returncode == 0
+    monkeypatch.chdir(tmp_path)  # after the run: its module is found from the project root
     line = _one_error_line(aksrun_cli("jobs", "show", job_id, *args))
     for word in words:
         assert word in line, (word, line)
