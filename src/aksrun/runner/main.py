@@ -111,7 +111,8 @@ def _run_task(termination: _Termination) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Tee(stdout, sink), Tee(stderr, sink)
     started = time.time()
-    options = {**record.options, "stop_on_error": record.stop_on_error}
+    options = {**record.options, "stop_on_error": record.stop_on_error,
+               "prefix_calls": record.kind == "map"}
     try:
         outcomes, errors = ChunkRunner(func, calls, chunk.start, options, record.function_name,
                                        termination, sys.stdout, sys.stderr).run()
