@@ -7,7 +7,7 @@ import inspect
 import itertools
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from ..core.options import FunctionOptions, options_from
@@ -75,6 +75,35 @@ class RemoteFunction(Generic[P, R]):
         run = self._submit(calls, kind="map", max_parallel=max_parallel, chunksize=chunksize,
                            stop_on_error=not return_exceptions)
         return _results_in_order(run, self.__name__, return_exceptions, progress, logs)
+
+    # --- the same, awaited (asyncio) ------------------------------------------------------
+
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """`await f.aio(x)`: the remote call of `f(x)` without blocking the event loop (its
+        submission runs in a thread, its wait is the loop's). Its output streams to this
+        stderr as it comes. Cancelling the awaiting task cancels the job."""
+        from .aio import call
+
+        return await call(self, args, kwargs)
+
+    def amap(
+        self,
+        *iterables: Iterable[Any],
+        max_parallel: int | None = None,
+        chunksize: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+        logs: bool = True,
+    ) -> AsyncIterator[R]:
+        """`async for value in f.amap(xs)`: `.map()` for asyncio, the same job and options,
+        values in input order as they arrive, without blocking the event loop. The job is
+        submitted when the iteration starts; leaving it early (or cancelling the task that
+        iterates) cancels the job."""
+        calls = self._map_calls(iterables, max_parallel, chunksize, logs, "amap")
+        from .aio import map_values
+
+        return map_values(self, calls, max_parallel=max_parallel, chunksize=chunksize,
+                          return_exceptions=return_exceptions, progress=progress, logs=logs)
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The plain function, in this process: no pickling, no job."""
