@@ -31,6 +31,7 @@ READS_PER_SECOND = 20.0  # store reads of running tasks' logs, all tasks togethe
 FIRST_INTERVAL = 0.5  # a task's next read after one that found output (the runner's append rate)
 MAX_INTERVAL = 2.0  # ... growing by half while it finds none, up to this
 CHECK_INTERVAL = 0.25  # how often tasks that started or finished are looked for
+CLOSE_WAIT = 5.0  # seconds a follower's watch may take to leave its request in flight
 
 # (tasks started since the last call, tasks finished since the last call, whether the job
 # is over: no task will start or write again)
@@ -163,6 +164,7 @@ class EventChanges:
         self._seen = [0, 0]
         self._over = threading.Event()
         self.stop = threading.Event()
+        self._thread: threading.Thread | None = None
         try:
             handle = compute.attach(job_id)
         except UnknownJobError:  # gone from compute: what the store holds is all there is
@@ -195,7 +197,11 @@ class EventChanges:
         return started, finished, over
 
     def close(self) -> None:
+        """Stop watching, and let the watch leave any request in flight: a daemon thread
+        inside a socket call while the interpreter finalizes can abort the process."""
         self.stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(CLOSE_WAIT)
 
 
 def follow_job(store: Store, compute: Any, job_id: str, tasks: int
