@@ -75,3 +75,17 @@ def test_an_ended_job_is_read_to_its_end_task_by_task(tmp_path):
     changes.over = True  # e.g. `jobs logs -f` of a job compute no longer has
     assert list(follow_tasks(store, JOB, 3, changes)) == [
         (0, "[call 0] done\n"), (1, "[call 1] done\n"), (2, "[call 2] done\n")]
+
+
+def test_at_the_end_tasks_that_printed_nothing_cost_no_read(tmp_path):
+    store = CountingStore(LocalStore(tmp_path))
+    store.list = store.store.list
+    for index in (7, 900):
+        store.store.append(jobmod.log_key(JOB, index), f"[call {index}] hi\n".encode())
+    changes = Changes()
+    changes.finished = list(range(1000))
+    hurry = threading.Event()
+    hurry.set()  # the map is done: its caller waits for the last lines
+    assert list(follow_tasks(store, JOB, 1000, changes, hurry=hurry)) == [
+        (7, "[call 7] hi\n"), (900, "[call 900] hi\n")]
+    assert store.reads <= 4  # each log read to its end (a last read finds nothing more)

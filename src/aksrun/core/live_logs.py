@@ -53,16 +53,14 @@ def follow_tasks(store: Store, job_id: str, tasks: int, changes: Callable[[], Ch
                  reads_per_second: float = READS_PER_SECOND) -> Iterator[tuple[int, str]]:
     """(task index, whole lines) as the tasks' logs grow, until every task is finished and
     read to its end, the job is over, or `stop` is set. `changes()` says which tasks started
-    or finished since it was last called. Once `hurry` is set, finished tasks are read without
-    the rate limit (the caller is waiting for their last lines)."""
+    or finished since it was last called. Once `hurry` is set and every task has finished
+    (the caller waits for their last lines), what is left is read at once."""
     stop = stop or threading.Event()
     hurry = hurry or threading.Event()
     followed: dict[int, _Task] = {}
     queue: list[tuple[float, int]] = []  # (due, index); entries a task moved on from are skipped
-    drained = 0
-    next_read = 0.0
-    next_check = 0.0
-    over = False
+    drained = finished_count = 0
+    next_read = next_check = 0.0
     while not stop.is_set():
         now = time.monotonic()
         if now >= next_check or not queue:
@@ -79,15 +77,11 @@ def follow_tasks(store: Store, job_id: str, tasks: int, changes: Callable[[], Ch
                 elif task.final:
                     continue
                 task.final, task.due = True, now
+                finished_count += 1
                 heapq.heappush(queue, (now, index))
-        if over:  # nothing writes any more: every task not yet read to its end, in order
-            for index in range(tasks):
-                task = followed.setdefault(index, _Task(now))
-                if task.due != float("inf"):
-                    lines = _read(store, job_id, index, task, final=True)
-                    if lines:
-                        yield index, lines
-            return
+            if over or (hurry.is_set() and finished_count == tasks):
+                yield from _drain(store, job_id, tasks, followed, now)
+                return
         if drained == tasks:
             return
         while queue and followed[queue[0][1]].due != queue[0][0]:
@@ -96,25 +90,47 @@ def follow_tasks(store: Store, job_id: str, tasks: int, changes: Callable[[], Ch
             stop.wait(CHECK_INTERVAL)
             continue
         due, index = queue[0]
-        task = followed[index]
-        rate_free = task.final and hurry.is_set()
-        wake = due if rate_free else max(due, next_read)
+        wake = max(due, next_read)
         if wake > now:
             stop.wait(min(wake - now, max(0.0, next_check - now), CHECK_INTERVAL))
             continue
         heapq.heappop(queue)
-        if not rate_free:
-            next_read = max(now, next_read) + 1.0 / reads_per_second
+        next_read = max(now, next_read) + 1.0 / reads_per_second
+        task = followed[index]
         offset = task.offset
         lines = _read(store, job_id, index, task, final=task.final)
         if task.final:
-            task.due = float("inf")  # read to its end: never again
+            task.due = DRAINED
             drained += 1
         else:
             grew = task.offset > offset
             task.interval = FIRST_INTERVAL if grew else min(task.interval * 1.5, MAX_INTERVAL)
             task.due = now + task.interval
             heapq.heappush(queue, (task.due, index))
+        if lines:
+            yield index, lines
+
+
+DRAINED = float("inf")  # a task's `due` once it is read to its end: never read again
+
+
+def _drain(store: Store, job_id: str, tasks: int, followed: dict[int, _Task],
+           now: float) -> Iterator[tuple[int, str]]:
+    """Nothing writes any more: every task not yet read to its end, in order. One listing
+    of the job's logs first, so the tasks that printed nothing (often most) cost no read."""
+    try:
+        present = set(store.list(jobmod.log_key(job_id, 0).rpartition("/")[0] + "/"))
+    except Exception as exc:
+        log.debug("listing the logs of %s failed: %s", job_id, exc)
+        present = None
+    for index in range(tasks):
+        task = followed.setdefault(index, _Task(now))
+        if task.due == DRAINED:
+            continue
+        if present is not None and task.offset == 0 and (
+                jobmod.log_key(job_id, index) not in present):
+            continue
+        lines = _read(store, job_id, index, task, final=True)
         if lines:
             yield index, lines
 
