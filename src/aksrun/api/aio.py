@@ -89,8 +89,8 @@ async def _arrived(run: Any, index: int, first_failure: asyncio.Future | None) -
 
 
 def _stop(output: Any, run: Any) -> None:
-    output.close()
     run.cancel()
+    output.close()
 
 
 async def _submitted(submit: Callable[[], Any]) -> Any:

@@ -202,14 +202,15 @@ def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | 
     try:
         yield from run.values(return_exceptions, on_chunk=output.advance, release=True)
     except KeyboardInterrupt:
-        output.close()
         stop_on_interrupt(run)
         raise
     except BaseException:
-        output.close()
         run.cancel()
         raise
-    output.finish()
+    else:
+        output.finish()  # the calls' last lines, before the map returns
+    finally:
+        output.close()
 
 
 class LogStreamer:
