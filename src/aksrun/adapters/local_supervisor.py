@@ -249,6 +249,13 @@ class Supervisor:
 
     def stop(self, kind: str, reason: str, message: str) -> int:
         for pid in list(self.running):
+            # A runner forked a moment ago may not lead its own group yet (setsid is its first
+            # step): the group kill misses it, and the wait below would last its whole task.
+            # Unreaped, its pid can't have been reused.
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             _kill_group(pid)
         for pid, (_i, _a, _d, slot) in list(self.running.items()):
             try:

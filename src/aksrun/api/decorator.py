@@ -7,7 +7,7 @@ import inspect
 import itertools
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from ..core.options import FunctionOptions, options_from
@@ -58,23 +58,52 @@ class RemoteFunction(Generic[P, R]):
         chunksize: int | None = None,
         return_exceptions: bool = False,
         progress: bool | None = None,
+        logs: bool = True,
     ) -> Iterator[R]:
         """Run one call per zipped input as ONE job; yield results in input order as they
         arrive. The first failure raises (the rest are cancelled) unless `return_exceptions`.
 
+        While it runs, what the calls print reaches this stderr line by line, each line
+        prefixed with its call's index (`[call 17] `), unless `logs=False`.
+
         The inputs are read before anything is submitted: at most MAX_MAP_CALLS (1,000,000)
         calls per map; batch larger (or endless) inputs into several maps.
         """
-        if not iterables:
-            raise AksrunError(f"{self.__name__}.map() needs at least one iterable of inputs.")
-        check_count("max_parallel", max_parallel)
-        check_count("chunksize", chunksize)
-        calls = collect_calls(iterables, f"{self.__name__}.map()")
+        calls = self._map_calls(iterables, max_parallel, chunksize, logs, "map")
         if not calls:
             return iter(())
         run = self._submit(calls, kind="map", max_parallel=max_parallel, chunksize=chunksize,
                            stop_on_error=not return_exceptions)
-        return _results_in_order(run, self.__name__, return_exceptions, progress)
+        return _results_in_order(run, self.__name__, return_exceptions, progress, logs)
+
+    # --- the same, awaited (asyncio) ------------------------------------------------------
+
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """`await f.aio(x)`: the remote call of `f(x)` without blocking the event loop (its
+        submission runs in a thread, its wait is the loop's). Its output streams to this
+        stderr as it comes. Cancelling the awaiting task cancels the job."""
+        from .aio import call
+
+        return await call(self, args, kwargs)
+
+    def amap(
+        self,
+        *iterables: Iterable[Any],
+        max_parallel: int | None = None,
+        chunksize: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool | None = None,
+        logs: bool = True,
+    ) -> AsyncIterator[R]:
+        """`async for value in f.amap(xs)`: `.map()` for asyncio, the same job and options,
+        values in input order as they arrive, without blocking the event loop. The job is
+        submitted when the iteration starts; leaving it early (or cancelling the task that
+        iterates) cancels the job."""
+        calls = self._map_calls(iterables, max_parallel, chunksize, logs, "amap")
+        from .aio import map_values
+
+        return map_values(self, calls, max_parallel=max_parallel, chunksize=chunksize,
+                          return_exceptions=return_exceptions, progress=progress, logs=logs)
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The plain function, in this process: no pickling, no job."""
@@ -84,6 +113,19 @@ class RemoteFunction(Generic[P, R]):
         return RemoteFunction(self.func, self.options.replace(**changes))
 
     # --- internals -------------------------------------------------------------------------
+
+    def _map_calls(self, iterables: tuple[Iterable[Any], ...], max_parallel: int | None,
+                   chunksize: int | None, logs: Any, method: str) -> list[Any]:
+        """A map's options checked and its inputs read, before anything is submitted."""
+        if not iterables:
+            raise AksrunError(f"{self.__name__}.{method}() needs at least one iterable of "
+                              "inputs.")
+        check_count("max_parallel", max_parallel)
+        check_count("chunksize", chunksize)
+        if not isinstance(logs, bool):
+            raise ConfigError(f"logs={logs!r} is not valid: give logs=True to see what the "
+                              "calls print as they run (the default) or logs=False to hide it.")
+        return collect_calls(iterables, f"{self.__name__}.{method}()")
 
     def _submit(self, calls, kind, max_parallel=None, chunksize=None, stop_on_error=False):
         return default_client().submit(
@@ -152,20 +194,23 @@ def _refuse_generators(func: Callable[..., Any]) -> None:
         )
 
 
-def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | None):
-    from .progress import Progress
+def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | None,
+                      logs: bool):
+    from .map_output import MapOutput
 
-    bar = Progress(run.record.calls, f"{name} [{run.job_id}]", enabled=progress)
+    output = MapOutput(run, f"{name} [{run.job_id}]", progress, logs)
     try:
-        yield from run.values(return_exceptions, on_chunk=bar.advance, release=True)
+        yield from run.values(return_exceptions, on_chunk=output.advance, release=True)
     except KeyboardInterrupt:
         stop_on_interrupt(run)
         raise
     except BaseException:
         run.cancel()
         raise
+    else:
+        output.finish()  # the calls' last lines, before the map returns
     finally:
-        bar.close()
+        output.close()
 
 
 class LogStreamer:

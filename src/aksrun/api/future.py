@@ -21,6 +21,7 @@ class Future(cf.Future):
 
     `job_id` is set at once, so a caller can print it and re-attach later with
     `aksrun.get(job_id)`. `cancel()` stops the remote job, not only the local wait.
+    `await fut` waits inside an event loop without blocking it (see api/aio.py).
     """
 
     def __init__(self, run: JobRun) -> None:
@@ -82,6 +83,11 @@ class Future(cf.Future):
         self._invoke_callbacks()
         self._run.cancel()
         return True
+
+    def __await__(self):
+        from .aio import wait  # asyncio only for code that awaits
+
+        return wait(self).__await__()
 
     def __repr__(self) -> str:
         return f"<aksrun.Future job_id={self.job_id!r} state={self._state.lower()}>"

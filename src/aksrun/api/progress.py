@@ -1,4 +1,8 @@
-"""A progress bar for long maps, only when stderr is a terminal (rich is imported then only)."""
+"""A progress bar for long maps, only when stderr is a terminal (rich is imported then only).
+
+Output printed while the bar is shown (a map's live output) goes through `print`, above the
+bar: written to stderr directly, it would land on the bar's line and the bar redraw over it.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,15 @@ class Progress:
     def advance(self, count: int = 1) -> None:
         if self._bar is not None:
             self._bar.advance(self._task, count)
+
+    def print(self, text: str) -> None:
+        """Whole lines (each ending in a newline) to stderr, above the bar if one is shown."""
+        bar = self._bar
+        if bar is not None:
+            bar.console.out(text[:-1] if text.endswith("\n") else text, highlight=False)
+            return
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
     def close(self) -> None:
         if self._bar is not None:

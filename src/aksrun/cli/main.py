@@ -215,11 +215,13 @@ def jobs_show(job_id: str, as_json: bool, timeline: str | None,
 
 @jobs.command("logs")
 @click.argument("job_id")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing output while the job runs.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing output while the job runs (every task, interleaved).")
 @click.option("--task", type=int, default=None,
               help="Only this task (chunk) index, from 0; `jobs show` gives the count.")
 def jobs_logs(job_id: str, follow: bool, task: int | None) -> None:
-    """Print the function's stdout/stderr, per task, from the store."""
+    """Print the function's stdout/stderr, per task, from the store. A map's lines start with
+    their call's index (`[call 17] `); with -f every task is followed at once, interleaved."""
     from ..api.session import default_client
 
     client = default_client()
@@ -232,6 +234,13 @@ def jobs_logs(job_id: str, follow: bool, task: int | None) -> None:
             f"{task}. Give --task {valid}, or leave --task out for every task.",
             param_hint="'--task'",
         )
+    if follow and task is None and count > 1:  # every task at once, line by line
+        from ..core.live_logs import follow_job
+
+        for _, text in follow_job(client.store, client.compute, job_id, count):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return
     tasks = [task] if task is not None else range(len(record.chunks))
     for index in tasks:
         if len(record.chunks) > 1 and task is None:

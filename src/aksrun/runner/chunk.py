@@ -12,6 +12,10 @@ Before each call the runner writes which call is running to its termination-mess
 the whole container is killed (on cgroup v2 the kubelet has the OOM killer take every process
 of the container at once), the kubelet still reports that file, so the client can name the
 call that was running.
+
+In a map, each line a call prints reaches the task's log prefixed with the call's index
+(`[call 17] `), as Ray prefixes worker output: the caller sees many calls' output interleaved
+and must know which call said what (see _CallLines).
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ _SIGNAL_HINTS = {
                     "other than the call's own)",
 }
 WORKER_FAILED = 70  # the worker's own code failed (not the call): EX_SOFTWARE
+# Written by a map's worker into its stdout and stderr pipes after each call's output (before
+# the call's outcome is sent): the pumps read the pipes in other threads than the outcomes, so
+# only a mark in the same pipe tells them exactly where the next call's output begins.
+CALL_END = b"\x00\x1baksrun:call-end\x00"
+# How long a map call's unfinished line (a print without newline) waits for the rest before it
+# is written as a line of its own, so output stays live and every log line keeps its prefix.
+PARTIAL_LINE_WAIT = 1.0
 
 
 class Nested:
@@ -82,6 +93,7 @@ class ChunkRunner:
         self.timeout: float | None = options.get("timeout")
         self.retries = int(options.get("retries") or 0)
         self.stop_on_error = bool(options.get("stop_on_error"))
+        self.prefix_calls = bool(options.get("prefix_calls"))  # a map: lines name their call
         self.outcomes: list[Any] = [None] * len(calls)
         self.raised = [False] * len(calls)
         self.attempts = [0] * len(calls)
@@ -241,7 +253,8 @@ class _Worker:
                 os.close(out_r)
                 os.close(err_r)
                 workermod.enter_worker(out_w, err_w)
-                workermod.run_calls(writer, chunk.func, chunk.calls, first, chunk.start,
+                conn = _MarkCallEnds(writer) if chunk.prefix_calls else writer
+                workermod.run_calls(conn, chunk.func, chunk.calls, first, chunk.start,
                                     chunk.attempts[first], chunk.options, chunk.func_name)
             except workermod.Terminated:
                 code = 128 + signal.SIGTERM
@@ -258,7 +271,8 @@ class _Worker:
         writer.close()
         os.close(out_w)
         os.close(err_w)
-        pumps = [threading.Thread(target=_pump, args=(fd, stream), daemon=True,
+        pump, more = (_pump_calls, (chunk.start + first,)) if chunk.prefix_calls else (_pump, ())
+        pumps = [threading.Thread(target=pump, args=(fd, stream, *more), daemon=True,
                                   name=f"aksrun-output-{fd}")
                  for fd, stream in ((out_r, chunk.stdout), (err_r, chunk.stderr))]
         for pump in pumps:
@@ -343,6 +357,135 @@ def _pump(fd: int, stream: Any) -> None:
         tail = decoder.decode(b"", final=True)
         if tail:
             stream.write(tail)
+
+
+def _pump_calls(fd: int, stream: Any, first_call: int) -> None:
+    """A map worker's output, each line prefixed with the index of the call that printed it."""
+    lines = _CallLines(stream, first_call)
+    with open(fd, "rb", buffering=0) as pipe:
+        while True:
+            wait = PARTIAL_LINE_WAIT if lines.pending else None
+            if wait is not None and not select.select([fd], [], [], wait)[0]:
+                lines.flush_partial()
+                continue
+            data = pipe.read(65536)
+            if not data:
+                break
+            lines.feed(data)
+    lines.close()
+
+
+class _CallLines:
+    """Splits one of a worker's streams into lines and writes each with its call's prefix.
+
+    A line ends at `\n`, or at `\r` (a progress bar redrawing its line: each redraw keeps the
+    prefix, so a terminal and `jobs logs` show the bar with its call). An unfinished line is
+    written once it has waited PARTIAL_LINE_WAIT, when its call ends, or at the end of the
+    stream, as a line of its own: every line of the log starts with the prefix of its call."""
+
+    def __init__(self, stream: Any, call: int) -> None:
+        self.stream, self.call = stream, call
+        self.pending = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._carry = b""  # the start of a CALL_END cut off at the end of a read
+        self._after_cr = False
+
+    def feed(self, data: bytes) -> None:
+        data, self._carry = self._carry + data, b""
+        parts = data.split(CALL_END)
+        for number, part in enumerate(parts):
+            if number:
+                self._end_call()
+            if number == len(parts) - 1:
+                for size in range(min(len(CALL_END) - 1, len(part)), 0, -1):
+                    if CALL_END.startswith(part[-size:]):
+                        part, self._carry = part[:-size], part[-size:]
+                        break
+            self._text(self._decoder.decode(part))
+
+    def _text(self, text: str) -> None:
+        out = []
+        self.pending += text
+        while True:
+            ends = [i for i in (self.pending.find("\n"), self.pending.find("\r")) if i >= 0]
+            if not ends:
+                break
+            end = min(ends) + 1
+            line, self.pending = self.pending[:end], self.pending[end:]
+            if line == "\n" and self._after_cr:  # the \n of a \r\n
+                out.append(line)
+            elif line != "\r":  # a bare \r (a bar's redraw starting) carries no text
+                out.append(self._prefix() + line)
+            self._after_cr = line.endswith("\r")
+        self._write("".join(out))
+
+    def flush_partial(self) -> None:
+        """Write the unfinished line, ended as a progress bar's redraw if it is one."""
+        if self.pending:
+            ending = "\r" if self._after_cr else "\n"
+            self._write(self._prefix() + self.pending + ending)
+            self.pending = ""
+            self._after_cr = ending == "\r"
+
+    def _end_call(self) -> None:
+        self._text(self._decoder.decode(b"", final=True))
+        if self.pending:
+            self._write(self._prefix() + self.pending + "\n")
+            self.pending = ""
+        elif self._after_cr:  # the call's last bar stays on screen, not under the next line
+            self._write("\n")
+        self._after_cr = False
+        self.call += 1
+
+    def close(self) -> None:
+        self._text(self._decoder.decode(self._carry, final=True))
+        self._carry = b""
+        if self.pending:
+            self._write(self._prefix() + self.pending + "\n")
+            self.pending = ""
+
+    def _prefix(self) -> str:
+        return f"[call {self.call}] "
+
+    def _write(self, text: str) -> None:
+        if text:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (ValueError, OSError):
+                pass
+
+
+class _MarkCallEnds:
+    """A map worker's channel to the runner that, before each call's outcome, flushes the
+    call's output and writes CALL_END into both output pipes (the outcome is a header frame,
+    then the pickle, the buffer count and the buffers: only headers are looked at)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._expect = "header"  # or "pickle", "count" (of the buffers that follow)
+        self._buffers_left = 0
+
+    def send_bytes(self, data: Any) -> None:
+        if self._buffers_left:
+            self._buffers_left -= 1
+        elif self._expect == "pickle":
+            self._expect = "count"
+        elif self._expect == "count":
+            self._buffers_left, self._expect = int.from_bytes(bytes(data), "little"), "header"
+        elif bytes(data[:1]) == workermod.OUTCOME:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (ValueError, OSError):
+                    pass
+            for fd in (1, 2):
+                try:
+                    os.write(fd, CALL_END)
+                except OSError:
+                    pass
+            self._expect = "pickle"
+        self.conn.send_bytes(data)
 
 
 def oom_kills() -> int | None:

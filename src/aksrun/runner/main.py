@@ -116,7 +116,7 @@ def _run_task(termination: _Termination) -> int:
 
     uploads = ArtifactUploader(store, job_id, output_root())
     options = {**record.options, "stop_on_error": record.stop_on_error,
-               "output_root": str(uploads.root)}
+               "output_root": str(uploads.root), "prefix_calls": record.kind == "map"}
     runner = ChunkRunner(func, calls, chunk.start, options, record.function_name,
                          termination, sys.stdout, sys.stderr, uploads)
     try:
