@@ -20,8 +20,8 @@ def output_root() -> Path:
     return Path(tempfile.gettempdir()) / f"aksrun-outputs-{os.getpid()}"
 
 
-def call_dir(root: Path, call: int) -> Path:
-    return root / f"{call:07d}"
+def call_dir(root: str | os.PathLike[str], call: int) -> str:
+    return f"{os.fspath(root)}/{call:07d}"
 
 
 class ArtifactUploader:
@@ -33,9 +33,10 @@ class ArtifactUploader:
         """Upload what the call left in its directory (even if it crashed: what it wrote
         before is kept), then remove the directory. Regular files only: a symlink is
         reported and skipped (it could point anywhere on the node)."""
-        directory = call_dir(self.root, call)
-        if not directory.is_dir():
+        path = call_dir(self.root, call)
+        if not os.path.isdir(path):  # most calls write nothing: one stat
             return
+        directory = Path(path)
         entries = []
         for path in sorted(p for p in directory.rglob("*") if not p.is_dir()):
             relative = path.relative_to(directory).as_posix()

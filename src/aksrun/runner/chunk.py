@@ -61,6 +61,7 @@ CALL_END = b"\x00\x1baksrun:call-end\x00"
 # How long a map call's unfinished line (a print without newline) waits for the rest before it
 # is written as a line of its own, so output stays live and every log line keeps its prefix.
 PARTIAL_LINE_WAIT = 1.0
+READ_BLOCK = 1 << 20  # bytes read from a worker's pipe at a time
 
 
 class Nested:
@@ -98,6 +99,7 @@ class ChunkRunner:
         self.raised = [False] * len(calls)
         self.attempts = [0] * len(calls)
         self.worker: _Worker | None = None
+        self.position = 0  # the first call without an outcome
         from .memory import MemoryWatch
 
         self.memory = MemoryWatch.from_env()
@@ -109,6 +111,7 @@ class ChunkRunner:
         try:
             while position < len(self.calls):
                 ooms = oom_kills()
+                self.position = position
                 self.worker = _Worker.spawn(self, position)
                 if self.memory is not None:
                     self.memory.watch(self.worker.pid)
@@ -148,47 +151,52 @@ class ChunkRunner:
     def _collect(self, worker: _Worker, position: int) -> tuple[int, bool]:
         """Read outcomes until the worker ends (or hangs past its call's timeout): the index
         of the first call without an outcome, and whether the worker was killed as hung."""
-        self._progress(position)
+        self._doing(position)
         started = time.monotonic()
         while True:
+            if self._take(worker):
+                position = self.position
+                started = time.monotonic()
+            if worker.records.eof:
+                return position, False
             limit = None if not self.timeout else started + self.timeout + HARD_TIMEOUT_GRACE
             wait = LIVENESS_INTERVAL
             if limit is not None:
                 wait = min(wait, max(0.0, limit - time.monotonic()))
-            if worker.readable(wait):
-                try:
-                    message = worker.conn.recv_bytes()
-                except EOFError:
-                    return position, False
-                index = int.from_bytes(message[1:9], "little")
-                if message[:1] == workermod.RETRYING:
-                    self.attempts[index] += 1
-                else:
-                    raised = message[9:10] == b"1"
-                    try:
-                        self.outcomes[index] = worker.receive_outcome()
-                    except EOFError:  # killed while sending it (e.g. over memory=)
-                        return position, False
-                    self.raised[index] = raised
-                    position = index + 1
-                    self._collect_artifacts(index)
-                    self._progress(position)
-                started = time.monotonic()
+            if worker.records.wait(wait):
+                worker.records.fill()
                 continue
             if worker.exited():
-                return worker.drain(self, position), False
+                worker.records.fill()  # what it wrote before it ended
+                self._take(worker)
+                return self.position if self.position > position else position, False
             if limit is not None and time.monotonic() >= limit:
                 worker.kill()
                 return position, True
+
+    def _take(self, worker: _Worker) -> bool:
+        """Handle the whole records read so far; whether there were any."""
+        any_record = False
+        for kind, index, raised, outcome in worker.records.take():
+            any_record = True
+            if kind == workermod.RETRYING:
+                self.attempts[index] += 1
+                continue
+            self.outcomes[index], self.raised[index] = outcome, raised
+            self.position = index + 1
+            self._collect_artifacts(index)
+            self._doing(index + 1)
+        return any_record
 
     def _collect_artifacts(self, position: int) -> None:
         if self.artifacts is not None:
             self.artifacts.collect(self.start + position)
 
-    def _progress(self, position: int) -> None:
+    def _doing(self, position: int) -> None:
+        """What a SIGTERM interrupts, for its message (the worker itself writes which call
+        runs into the termination-message file)."""
         if position < len(self.calls):
             self.termination.doing = f"running call {self.start + position}"
-            self.termination.progress({"running_call": self.start + position})
 
     def _crash(self, position: int, status: int, hung: bool, ooms: int | None,
                held: int | None) -> BaseException:
@@ -229,15 +237,13 @@ class ChunkRunner:
 
 
 class _Worker:
-    def __init__(self, pid: int, conn: Any, pumps: list[threading.Thread]) -> None:
-        self.pid, self.conn, self.pumps = pid, conn, pumps
+    def __init__(self, pid: int, records: _Records, pumps: list[threading.Thread]) -> None:
+        self.pid, self.records, self.pumps = pid, records, pumps
         self.status: int | None = None
 
     @classmethod
     def spawn(cls, chunk: ChunkRunner, first: int) -> _Worker:
-        from multiprocessing.connection import Pipe
-
-        reader, writer = Pipe(duplex=False)
+        reader, writer = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         for stream in (chunk.stdout, chunk.stderr, sys.__stdout__, sys.__stderr__):
@@ -249,12 +255,14 @@ class _Worker:
         if pid == 0:  # the worker
             code = 0
             try:
-                reader.close()
+                os.close(reader)
                 os.close(out_r)
                 os.close(err_r)
                 workermod.enter_worker(out_w, err_w)
-                conn = _MarkCallEnds(writer) if chunk.prefix_calls else writer
-                workermod.run_calls(conn, chunk.func, chunk.calls, first, chunk.start,
+                channel = workermod.Channel(
+                    writer, os.environ.get("AKSRUN_TERMINATION_LOG"),
+                    _mark_call_end if chunk.prefix_calls else None)
+                workermod.run_calls(channel, chunk.func, chunk.calls, first, chunk.start,
                                     chunk.attempts[first], chunk.options, chunk.func_name)
             except workermod.Terminated:
                 code = 128 + signal.SIGTERM
@@ -268,7 +276,7 @@ class _Worker:
                     except Exception:
                         pass
                 os._exit(code)
-        writer.close()
+        os.close(writer)
         os.close(out_w)
         os.close(err_w)
         pump, more = (_pump_calls, (chunk.start + first,)) if chunk.prefix_calls else (_pump, ())
@@ -277,18 +285,7 @@ class _Worker:
                  for fd, stream in ((out_r, chunk.stdout), (err_r, chunk.stderr))]
         for pump in pumps:
             pump.start()
-        return cls(pid, reader, pumps)
-
-    def readable(self, timeout: float) -> bool:
-        if self.conn.poll(0):
-            return True
-        ready, _, _ = select.select([self.conn.fileno()], [], [], timeout)
-        return bool(ready)
-
-    def receive_outcome(self) -> Nested:
-        data = self.conn.recv_bytes()
-        count = int.from_bytes(self.conn.recv_bytes(), "little")
-        return Nested(data, [self.conn.recv_bytes() for _ in range(count)])
+        return cls(pid, _Records(reader), pumps)
 
     def exited(self) -> bool:
         if self.status is None:
@@ -296,25 +293,6 @@ class _Worker:
             if pid:
                 self.status = status
         return self.status is not None
-
-    def drain(self, chunk: ChunkRunner, position: int) -> int:
-        """Outcomes the worker sent before it ended, while something it started keeps its
-        pipe open."""
-        while self.conn.poll(0):
-            try:
-                message = self.conn.recv_bytes()
-            except EOFError:
-                break
-            index = int.from_bytes(message[1:9], "little")
-            if message[:1] == workermod.OUTCOME:
-                try:
-                    chunk.outcomes[index] = self.receive_outcome()
-                except EOFError:
-                    break
-                chunk.raised[index] = message[9:10] == b"1"
-                position = index + 1
-                chunk._collect_artifacts(index)
-        return position
 
     def kill(self) -> None:
         try:
@@ -338,7 +316,7 @@ class _Worker:
     def reap(self) -> int:
         if self.status is None:
             _, self.status = os.waitpid(self.pid, 0)
-        self.conn.close()
+        self.records.close()
         for pump in self.pumps:
             pump.join(timeout=0.5)  # its last output; a process the call left may hold it open
         return self.status
@@ -456,36 +434,85 @@ class _CallLines:
                 pass
 
 
-class _MarkCallEnds:
-    """A map worker's channel to the runner that, before each call's outcome, flushes the
-    call's output and writes CALL_END into both output pipes (the outcome is a header frame,
-    then the pickle, the buffer count and the buffers: only headers are looked at)."""
+def _mark_call_end() -> None:
+    """In a map's worker, before each call's outcome: flush the call's output and write
+    CALL_END into both output pipes, so the pumps credit the lines before it to this call."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (ValueError, OSError):
+            pass
+    for fd in (1, 2):
+        try:
+            os.write(fd, CALL_END)
+        except OSError:
+            pass
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self._expect = "header"  # or "pickle", "count" (of the buffers that follow)
-        self._buffers_left = 0
 
-    def send_bytes(self, data: Any) -> None:
-        if self._buffers_left:
-            self._buffers_left -= 1
-        elif self._expect == "pickle":
-            self._expect = "count"
-        elif self._expect == "count":
-            self._buffers_left, self._expect = int.from_bytes(bytes(data), "little"), "header"
-        elif bytes(data[:1]) == workermod.OUTCOME:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (ValueError, OSError):
-                    pass
-            for fd in (1, 2):
-                try:
-                    os.write(fd, CALL_END)
-                except OSError:
-                    pass
-            self._expect = "pickle"
-        self.conn.send_bytes(data)
+class _Records:
+    """The runner's side of a worker's pipe: whole records, read in bulk without blocking (a
+    process the call forked may hold the pipe open after the worker died). A record cut short
+    by the worker's death is not one: that call counts as crashed."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd, self.eof = fd, False
+        self.buffer = bytearray()
+
+    def wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        return bool(ready)
+
+    def fill(self) -> None:
+        while not self.eof:
+            try:
+                data = os.read(self.fd, READ_BLOCK)
+            except BlockingIOError:
+                return
+            except OSError:  # closed
+                self.eof = True
+                return
+            if not data:
+                self.eof = True
+                return
+            self.buffer += data
+
+    def take(self) -> list[tuple[bytes, int, bool, Any]]:
+        """The complete records buffered: (kind, position, raised, Nested or None)."""
+        records, view, offset = [], memoryview(self.buffer), 0
+        head, length = workermod.HEADER, workermod.LENGTH
+        try:
+            while len(view) - offset >= head.size:
+                kind, index, raised, count, size = head.unpack_from(view, offset)
+                lengths_end = offset + head.size + count * length.size
+                if len(view) < lengths_end:
+                    break
+                lengths = [length.unpack_from(view, offset + head.size + i * length.size)[0]
+                           for i in range(count)]
+                end = lengths_end + size + sum(lengths)
+                if len(view) < end:
+                    break
+                outcome = None
+                if kind == workermod.OUTCOME:
+                    data = bytes(view[lengths_end:lengths_end + size])
+                    buffers, position = [], lengths_end + size
+                    for n in lengths:
+                        buffers.append(bytes(view[position:position + n]))
+                        position += n
+                    outcome = Nested(data, buffers)
+                records.append((kind, index, raised, outcome))
+                offset = end
+        finally:
+            view.release()
+        if offset:
+            del self.buffer[:offset]
+        return records
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 def oom_kills() -> int | None:

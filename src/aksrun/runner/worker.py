@@ -15,18 +15,64 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import struct
 import sys
-from collections.abc import Coroutine
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..core.pickling import OK, exception_record
 from ..errors import CallTimeoutError, SerializationError
 from .artifacts import OUTPUT_DIR_ENV, call_dir
 
-# Message kinds, worker -> runner (multiprocessing.connection frames).
-RETRYING = b"r"  # + call index: the call raised and is being run again
-OUTCOME = b"o"   # + call index, raised flag, then the pickle and its out-of-band buffers
+# Records, worker -> runner, each written to the pipe whole, in one system call: a header
+# (kind, call position in the task, raised, buffer count, pickle length), the lengths of the
+# out-of-band buffers, the pickle, the buffers. The runner reads them in bulk, so a task of
+# many short calls costs a few reads, not a wake-up per call.
+RETRYING = b"r"  # the call raised and is being run again
+OUTCOME = b"o"   # the call's outcome
+HEADER = struct.Struct("<cQ?IQ")
+LENGTH = struct.Struct("<Q")
+
+
+class Channel:
+    """The worker's side: records to the runner, and which call runs, in the termination-
+    message file (read by the kubelet even when the whole container is killed), written in
+    place with one pwrite per call."""
+
+    def __init__(self, fd: int, progress_path: str | None,
+                 before_outcome: Callable[[], None] | None = None) -> None:
+        self.fd, self.before_outcome = fd, before_outcome
+        self.progress_fd: int | None = None
+        if progress_path:
+            try:
+                self.progress_fd = os.open(progress_path, os.O_WRONLY | os.O_CREAT, 0o644)
+            except OSError:
+                pass
+
+    def running(self, call: int) -> None:
+        if self.progress_fd is not None:
+            # the index only grows, so each document is at least as long as the one before
+            os.pwrite(self.progress_fd, b'{"running_call": %d}' % call, 0)
+
+    def retrying(self, position: int) -> None:
+        self._write([HEADER.pack(RETRYING, position, False, 0, 0)])
+
+    def outcome(self, position: int, raised: bool, data: bytes,
+                buffers: list[memoryview]) -> None:
+        if self.before_outcome is not None:
+            self.before_outcome()
+        head = HEADER.pack(OUTCOME, position, raised, len(buffers), len(data))
+        self._write([head + b"".join(LENGTH.pack(b.nbytes) for b in buffers), data, *buffers])
+
+    def _write(self, parts: list[Any]) -> None:
+        views = [memoryview(p).cast("B") for p in parts]
+        while views:
+            written = os.writev(self.fd, views)
+            while views and written >= views[0].nbytes:
+                written -= views[0].nbytes
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
 
 
 class Terminated(BaseException):
@@ -34,7 +80,7 @@ class Terminated(BaseException):
     as KeyboardInterrupt, so `except Exception` lets it through while `finally` blocks run."""
 
 
-def run_calls(conn: Any, func: Any, calls: list[Any], first: int, start: int,
+def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: int,
               used_attempts: int, options: dict[str, Any], func_name: str) -> None:
     """Run calls[first:] and send each outcome; stop after the first call that raised when
     the job stops at its first error. `start` is the chunk's first call index (for messages);
@@ -46,24 +92,22 @@ def run_calls(conn: Any, func: Any, calls: list[Any], first: int, start: int,
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
+        channel.running(start + position)
         while True:
             if root:  # the call's own, empty, artifacts directory (aksrun.output_dir())
-                directory = call_dir(Path(root), start + position)
-                shutil.rmtree(directory, ignore_errors=True)
-                os.environ[OUTPUT_DIR_ENV] = str(directory)
+                directory = call_dir(root, start + position)
+                if attempts:  # what a failed attempt wrote goes
+                    shutil.rmtree(directory, ignore_errors=True)
+                os.environ[OUTPUT_DIR_ENV] = directory
             outcome = _attempt(func, args, kwargs, timeout)
             if outcome[0] == OK or attempts >= retries:
                 break
             attempts += 1
             print(f"[aksrun] call {start + position} raised {outcome[2]}: {outcome[3]}; "
                   f"retry {attempts} of {retries}", file=sys.stderr)
-            conn.send_bytes(RETRYING + position.to_bytes(8, "little"))
+            channel.retrying(position)
         data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
-        conn.send_bytes(OUTCOME + position.to_bytes(8, "little") + (b"1" if raised else b"0"))
-        conn.send_bytes(data)
-        conn.send_bytes(len(buffers).to_bytes(4, "little"))
-        for buffer in buffers:
-            conn.send_bytes(buffer)
+        channel.outcome(position, raised, data, buffers)
         del outcome, data, buffers
         if raised and stop_on_error:
             return
