@@ -49,3 +49,17 @@ def test_artifacts(tmp_path):
         folder = tmp_path / f"rate-{rate}"
         assert (folder / "summary.txt").read_text() == f"rate={rate}\nhalf_life={half_life}\n"
         assert (folder / "trajectory.csv").read_text().startswith("step,value\n0,1.0\n")
+
+
+def test_timeline(tmp_path):
+    """The example behind docs/img/timeline.png draws its job (here into tmp_path)."""
+    from PIL import Image
+
+    target = tmp_path / "timeline.png"
+    out = subprocess.run([sys.executable, str(EXAMPLES / "timeline.py"), str(target)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "AKSRUN_BACKEND": "local"})
+    assert out.returncode == 0, out.stderr
+    assert f": {target}" in out.stdout
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.size[0] >= 800
