@@ -39,7 +39,9 @@ def test_map_first_failure_raises_and_cancels_the_rest(backend):
     with pytest.raises(funcs.CustomError, match="input 3"):
         for value in remote.map(range(10), chunksize=1, max_parallel=2):
             seen.append(value)
-    assert seen == [0, 1, 2]
+    # in input order up to the failure, which raises as soon as it is known: possibly before
+    # the values of calls before it arrived
+    assert seen == list(range(len(seen))) and len(seen) <= 3
 
 
 def test_map_return_exceptions_puts_them_in_place(backend):

@@ -64,7 +64,8 @@ async def map_values(remote: Any, calls: list[Any], *, max_parallel: int | None,
     except BaseException:
         await asyncio.to_thread(run.cancel)
         raise
-    values = run.values(return_exceptions, on_chunk=output.advance, release=True)
+    values = run.values(return_exceptions, on_chunk=output.advance, release=True,
+                          raise_early=True)
     first_failure = None if return_exceptions else asyncio.wrap_future(run.first_failure)
     try:
         for index, chunk in enumerate(run.record.chunks):

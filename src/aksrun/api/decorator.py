@@ -200,7 +200,8 @@ def _results_in_order(run, name: str, return_exceptions: bool, progress: bool | 
 
     output = MapOutput(run, f"{name} [{run.job_id}]", progress, logs)
     try:
-        yield from run.values(return_exceptions, on_chunk=output.advance, release=True)
+        yield from run.values(return_exceptions, on_chunk=output.advance, release=True,
+                          raise_early=True)
     except KeyboardInterrupt:
         stop_on_interrupt(run)
         raise

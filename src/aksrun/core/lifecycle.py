@@ -443,16 +443,18 @@ class JobRun:
 
     def values(self, return_exceptions: bool = False, timeout: float | None = None,
                on_chunk: Callable[[int], None] | None = None,
-               release: bool = False) -> Iterator[Any]:
+               release: bool = False, raise_early: bool = False) -> Iterator[Any]:
         """Every call's value in input order, as chunks arrive; the first failure raises
         unless `return_exceptions` puts exceptions in place. `timeout` is for the whole run.
         `release`: this generator is the run's only consumer (a map's iterator), so a value
         it has yielded is not kept here: once the caller drops it, it is freed (as a pool's
-        map does)."""
+        map does). `raise_early` (aksrun's own map): a failure raises as soon as it is known,
+        even while earlier calls still run; without it (`Executor.map`, as the standard
+        pools) it raises at its place in the order."""
         end = None if timeout is None else time.monotonic() + timeout
         for index, chunk in enumerate(self.record.chunks):
             left = None if end is None else max(0.0, end - time.monotonic())
-            if not return_exceptions:
+            if raise_early and not return_exceptions:
                 self._raise_early(index, left)
                 left = None if end is None else max(0.0, end - time.monotonic())
             try:
