@@ -470,3 +470,19 @@ def test_a_silently_dropped_watch_connection_is_noticed_and_replaced(k8s, monkey
         assert fut.result(timeout=90) == 3
     finally:
         proxy.close()
+
+
+def test_a_job_deleted_before_its_watch_listed_it_ends_the_watch_as_cancelled(k8s):
+    """Seen under load: `aksrun.get` of a job being cancelled attached while its Job still
+    existed, then the Job was gone before the watch's first listing, so no event about it
+    ever came and the wait ran to its timeout. The watch now asks whether the Job exists."""
+    compute = aksrun.api.session.default_client().compute
+    fut = aksrun.function(name="deletedearly")(sleep_for).submit(300)
+    handle = compute.attach(fut.job_id)  # the Job exists
+    compute.delete(handle)
+    k8s.wait_for(lambda: not any(j["metadata"]["name"] == fut.job_id for j in k8s.jobs()),
+                 timeout=60)
+    start = time.monotonic()
+    events = list(compute.events(handle))
+    assert events[-1].kind == "job_cancelled" and "was deleted" in events[-1].message
+    assert time.monotonic() - start < 15

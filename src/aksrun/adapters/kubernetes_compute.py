@@ -34,6 +34,8 @@ NO_IMAGE = ("no runner image configured: set AKSRUN_IMAGE to an image with aksru
 FAILED_CREATE_LIMIT = 2
 # How often a watching client copies new output digests onto the Job (and at its end).
 RECORD_INTERVAL = 30.0
+EXISTENCE_GRACE = 2.0  # how long a watch waits for its Job's first listing before asking
+EXISTENCE_INTERVAL = 5.0  # then how often it asks whether the Job still exists
 PULL_PATIENCE = 300.0
 PAGE_SIZE = 500  # the Job controller's failures to create a pod before aksrun gives up
 
@@ -326,6 +328,9 @@ class _Tracker:
         self.job: dict[str, Any] | None = None
         self.last_record = time.monotonic()
         self.record_refused = False
+        # A Job deleted between attach() and the watch's first listing never shows up in it
+        # (no ADDED, no DELETED): until it has been seen, check now and then that it exists.
+        self.next_existence_check = time.monotonic() + EXISTENCE_GRACE
 
     def run(self) -> Iterator[TaskEvent]:
         while True:
@@ -369,8 +374,23 @@ class _Tracker:
                 self.compute.cancel(self.handle)
                 yield failure
                 return
+            if not self.job_seen and time.monotonic() >= self.next_existence_check:
+                self.next_existence_check = time.monotonic() + EXISTENCE_INTERVAL
+                if self._job_is_gone():
+                    yield TaskEvent("job_cancelled", reason="Deleted",
+                                    message=f"Job {self.handle.job_id} was deleted")
+                    return
             if time.monotonic() - self.last_record > RECORD_INTERVAL:
                 self._record()
+
+    def _job_is_gone(self) -> bool:
+        try:
+            self.compute._read_job(self.handle.job_id)
+        except UnknownJobError:
+            return True
+        except AksrunError:  # unreachable for now: the watch says so if it lasts
+            return False
+        return False
 
     def _next_check(self) -> float:
         """Wake for the scale-up grace of an unschedulable pod, or to notice `stop`."""
