@@ -119,7 +119,13 @@ def test_a_task_that_fails_and_the_job_it_fails(backend, tmp_path):
     does the job."""
     job_id, results = _eventful_job(tmp_path, kill_always=True)
     assert all(isinstance(r, aksrun.JobFailedError) for r in results[2:4]), results
-    timeline = collect(default_client(), job_id)
+    # the caller hears of the failed task at once; the Job is marked Failed by its controller
+    # a moment later (on Kubernetes), once its last pods have ended
+    client = default_client()
+    deadline = time.monotonic() + 60
+    while client.status(job_id).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    timeline = collect(client, job_id)
     assert timeline.state == "failed"
     assert [s.outcome for s in timeline.rows[1].spans] == ["retried"] * 3 + ["failed"]
     assert [s.outcome for s in timeline.rows[0].spans] == ["succeeded"]
