@@ -518,10 +518,8 @@ class _Records:
 def oom_kills() -> int | None:
     """The OOM kills counted for this process's memory cgroup (its `oom_kill` counter: v2
     memory.events, v1 memory.oom_control; hierarchical, so a kill under the container's
-    limit counts), or the local supervisor's file that models it (AKSRUN_MEMORY_EVENTS).
-    None where there is no counter to read."""
-    local = os.environ.get("AKSRUN_MEMORY_EVENTS")
-    for path in [local] if local else _cgroup_event_files():
+    limit counts). None where there is no counter to read."""
+    for path in _cgroup_event_files():
         try:
             with open(path) as events:
                 for line in events:
@@ -530,7 +528,7 @@ def oom_kills() -> int | None:
                         return int(value)
         except (OSError, ValueError):
             continue
-    return 0 if local else None
+    return None
 
 
 def _cgroup_event_files() -> list[str]:

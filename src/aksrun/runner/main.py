@@ -285,13 +285,6 @@ class _Termination:
             f"the runner was stopped by SIGTERM while {self.doing} (its pod was deleted, "
             "evicted or preempted, or the job cancelled)")}, EXIT_TERMINATED)
 
-    def progress(self, data: dict[str, Any]) -> None:
-        """What the runner is doing, in the termination-message file until its last word
-        replaces it: read by the kubelet even when the container is killed outright."""
-        with self._lock:
-            if self.code is None:
-                _write_termination(self.path, data)
-
     def write(self, data: dict[str, Any], code: int) -> int:
         """Write the termination message unless one was written; the exit code that goes
         with the message on file. The runner's end is decided: SIGTERM no longer interrupts
