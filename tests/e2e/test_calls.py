@@ -10,6 +10,7 @@ import pytest
 
 import aksrun
 from aksrun.core import job as jobmod
+from tests.support.jobs import stored_job_ids
 
 from . import funcs
 
@@ -204,7 +205,7 @@ def test_ctrl_c_with_the_store_down_stops_the_job_and_keeps_the_users_exception(
         aksrun.function(name="ctrlc")(funcs.sleep_then_mark)(60, str(marker))
     monkeypatch.undo()
     assert marker.exists()  # it was interrupted while the call ran
-    job_id = next(s.job_id for s in client.list() if s.job_id.startswith("ctrlc-"))
+    (job_id,) = [j for j in stored_job_ids(client) if j.startswith("ctrlc-")]
     deadline = time.monotonic() + 60
     while client.status(job_id).state in ("pending", "running") and \
             time.monotonic() < deadline:

@@ -25,6 +25,7 @@ import aksrun
 from aksrun.api.session import default_client
 from aksrun.integrations.joblib_backend import RemoteTraceback
 from tests.support.clirun import aksrun_cli
+from tests.support.jobs import stored_job_ids
 from tests.support.targets import configure_backend
 
 from . import funcs
@@ -45,17 +46,15 @@ def nap_unless_first(index):
     return index
 
 
-def job_ids() -> set[str]:
-    return {status.job_id for status in default_client().list()}
-
-
 def records(ids: set[str]) -> list:
     client = default_client()
     return [client.record(job_id) for job_id in sorted(ids)]
 
 
 def state_of(job_id: str) -> str:
-    return next(s.state for s in default_client().list() if s.job_id == job_id)
+    """By status, not by listing: on Kubernetes a cancelled Job is deleted, and leaves the
+    list as soon as its pods are gone; its status then comes from the store."""
+    return default_client().status(job_id).state
 
 
 @pytest.fixture(params=["local", "local-blob"])
@@ -68,11 +67,11 @@ def local_backend(request, monkeypatch) -> str:
 
 def test_parallel_gives_what_n_jobs_1_gives_in_few_jobs(backend):
     expected = Parallel(n_jobs=1)(delayed(power)(x, exponent=3) for x in range(60))
-    before = job_ids()
+    before = stored_job_ids()
     with joblib.parallel_config(backend="aksrun", cpu="250m", memory="256Mi"):
         parallel = Parallel(n_jobs=3, batch_size=1)
         got = parallel(delayed(power)(x, exponent=3) for x in range(60))
-        made = records(job_ids() - before)
+        made = records(stored_job_ids() - before)
         in_order = list(Parallel(n_jobs=2, return_as="generator")(
             delayed(power)(x) for x in range(5)))
     assert got == expected and in_order == [0, 1, 4, 9, 16]
@@ -86,21 +85,21 @@ def test_parallel_gives_what_n_jobs_1_gives_in_few_jobs(backend):
 
 
 def test_options_reach_the_job(backend):
-    before = job_ids()
+    before = stored_job_ids()
     with joblib.parallel_config(backend="aksrun", memory="768Mi", inner_max_num_threads=1,
                                 env={"JOBLIB_PROBE": "from parallel_config"}):
         got = Parallel(n_jobs=2)(delayed(environment)("JOBLIB_PROBE", "OMP_NUM_THREADS")
                                  for _ in range(4))
     assert got == [["from parallel_config", "1"]] * 4
     threads = {var: "1" for var in joblib.parallel.ParallelBackendBase.MAX_NUM_THREADS_VARS}
-    made = records(job_ids() - before)
+    made = records(stored_job_ids() - before)
     assert made and all(r.options["memory"] == "768Mi" for r in made)
     assert all(r.options["env"] == {"JOBLIB_PROBE": "from parallel_config", **threads}
                for r in made)
 
 
 def test_a_failing_call_raises_its_own_exception_and_stops_the_job(backend):
-    before = job_ids()
+    before = stored_job_ids()
     start = time.monotonic()
     with (pytest.raises(funcs.CustomError, match="fails at once") as info,
           joblib.parallel_config(backend="aksrun", memory="256Mi")):
@@ -109,7 +108,7 @@ def test_a_failing_call_raises_its_own_exception_and_stops_the_job(backend):
     cause = info.value.__cause__
     assert isinstance(cause, RemoteTraceback)  # joblib drops the traceback; its cause keeps it
     assert "in nap_unless_first" in cause.text and "CustomError" in cause.text
-    made = job_ids() - before
+    made = stored_job_ids() - before
     ended = {"succeeded", "failed", "cancelled"}
     deadline = time.monotonic() + 60  # the other calls sleep two minutes: they were stopped
     while not {state_of(j) for j in made} <= ended and time.monotonic() < deadline:
@@ -124,9 +123,9 @@ def test_n_jobs_minus_one_is_aksrun_default_parallelism(monkeypatch):
         backend = joblib.parallel.get_active_backend()[0]
         assert backend.effective_n_jobs(-1) == 3 and backend.effective_n_jobs(-2) == 2
         assert backend.effective_n_jobs(-5) == 1 and backend.effective_n_jobs(7) == 7
-        before = job_ids()
+        before = stored_job_ids()
         assert Parallel()(delayed(power)(x) for x in range(6)) == [x * x for x in range(6)]
-    made = records(job_ids() - before)
+    made = records(stored_job_ids() - before)
     assert made and {r.max_parallel for r in made} == {3}  # n_jobs=None: the default, -1
 
 
@@ -173,10 +172,10 @@ def test_grid_search_and_cross_val_score_match_n_jobs_1(local_backend):
     grid = {"C": [0.1, 1.0, 10.0], "gamma": ["scale", 0.1]}
     reference = GridSearchCV(SVC(), grid, cv=3, n_jobs=1).fit(X, y)
     reference_scores = cross_val_score(LogisticRegression(max_iter=500), X, y, cv=4, n_jobs=1)
-    before = job_ids()
+    before = stored_job_ids()
     with joblib.parallel_config(backend="aksrun", memory="1Gi"):
         search = GridSearchCV(SVC(), grid, cv=3, n_jobs=2).fit(X, y)
-        made = records(job_ids() - before)
+        made = records(stored_job_ids() - before)
         scores = cross_val_score(LogisticRegression(max_iter=500), X, y, cv=4)
     assert search.best_params_ == reference.best_params_
     assert search.best_score_ == reference.best_score_
@@ -228,7 +227,7 @@ def test_ctrl_c_cancels_the_jobs_with_one_line():
         process.kill()
     assert time.monotonic() - start < 10, err
     assert process.returncode != 0 and err.rstrip().endswith("KeyboardInterrupt"), err
-    made = job_ids()  # this test's own AKSRUN_HOME: the script's job (or two)
+    made = stored_job_ids()  # this test's own AKSRUN_HOME: the script's job (or two)
     said = [line for line in err.splitlines() if line.startswith("aksrun: interrupted")]
     assert sorted(said) == [f"aksrun: interrupted; cancelling job {job_id} "
                             "(`aksrun jobs ls` shows it cancelled)." for job_id in sorted(made)]
