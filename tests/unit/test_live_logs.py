@@ -89,3 +89,26 @@ def test_at_the_end_tasks_that_printed_nothing_cost_no_read(tmp_path):
     assert list(follow_tasks(store, JOB, 1000, changes, hurry=hurry)) == [
         (7, "[call 7] hi\n"), (900, "[call 900] hi\n")]
     assert store.reads <= 4  # each log read to its end (a last read finds nothing more)
+
+
+def test_a_caller_that_starts_waiting_for_the_last_lines_wakes_the_follower(tmp_path,
+                                                                            monkeypatch):
+    """A finished map sets `hurry` and waits for its calls' last lines: the follower must
+    read them at once, not after the wait it was in (it cost every map a quarter second)."""
+    import aksrun.core.live_logs as live_logs
+
+    monkeypatch.setattr(live_logs, "CHECK_INTERVAL", 60.0)
+    monkeypatch.setattr(live_logs, "FIRST_INTERVAL", 60.0)
+    store = LocalStore(tmp_path)
+    changes = Changes()
+    changes.started = [0]
+    hurry, got = threading.Event(), []
+    follower = threading.Thread(target=lambda: got.extend(
+        follow_tasks(store, JOB, 1, changes, hurry=hurry)), daemon=True)
+    follower.start()
+    time.sleep(0.3)  # it has read task 0's (empty) log and waits for its next read
+    store.append(jobmod.log_key(JOB, 0), b"[call 0] last words\n")
+    changes.finished = [0]
+    hurry.set()
+    follower.join(10)
+    assert not follower.is_alive() and got == [(0, "[call 0] last words\n")]

@@ -50,6 +50,7 @@ class MapOutput:
     def close(self) -> None:
         """Stop at once (the map failed or its consumer stopped)."""
         self._stop.set()
+        self._hurry.set()  # wakes the follower from its wait (it waits on _hurry until set)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2.0)
         self.bar.close()

@@ -54,15 +54,25 @@ def follow_tasks(store: Store, job_id: str, tasks: int, changes: Callable[[], Ch
     """(task index, whole lines) as the tasks' logs grow, until every task is finished and
     read to its end, the job is over, or `stop` is set. `changes()` says which tasks started
     or finished since it was last called. Once `hurry` is set and every task has finished
-    (the caller waits for their last lines), what is left is read at once."""
+    (the caller waits for their last lines), what is left is read at once. Whoever sets
+    `stop` sets `hurry` too: until it is set, the waits are on `hurry`."""
     stop = stop or threading.Event()
-    hurry = hurry or threading.Event()
+    hurry = hurry or stop  # no one to hurry it: only a stop ends its waits early
+    hurried = False
     followed: dict[int, _Task] = {}
     queue: list[tuple[float, int]] = []  # (due, index); entries a task moved on from are skipped
     drained = finished_count = 0
     next_read = next_check = 0.0
+
+    def pause(seconds: float) -> None:
+        """Until the next thing to do, or at once when the caller starts waiting for the
+        last lines (a finished map must not wait out a check interval)."""
+        (stop if hurried else hurry).wait(seconds)
+
     while not stop.is_set():
         now = time.monotonic()
+        if hurry.is_set() and not hurried:
+            hurried, next_check = True, now  # the caller waits: look for finished tasks now
         if now >= next_check or not queue:
             started, finished, over = changes()
             next_check = now + CHECK_INTERVAL
@@ -87,12 +97,12 @@ def follow_tasks(store: Store, job_id: str, tasks: int, changes: Callable[[], Ch
         while queue and followed[queue[0][1]].due != queue[0][0]:
             heapq.heappop(queue)  # an entry the task was re-scheduled from
         if not queue:
-            stop.wait(CHECK_INTERVAL)
+            pause(CHECK_INTERVAL)
             continue
         due, index = queue[0]
         wake = max(due, next_read)
         if wake > now:
-            stop.wait(min(wake - now, max(0.0, next_check - now), CHECK_INTERVAL))
+            pause(min(wake - now, max(0.0, next_check - now), CHECK_INTERVAL))
             continue
         heapq.heappop(queue)
         next_read = max(now, next_read) + 1.0 / reads_per_second
