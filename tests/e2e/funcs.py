@@ -152,6 +152,18 @@ def write_artifacts(x, size=3_000_000):
     return hashlib.sha256(data).hexdigest()
 
 
+def write_artifact_from_a_child(x):
+    """Has a child process write the call's file where $AKSRUN_OUTPUT_DIR says, as a command
+    line tool given the path would: the call itself never asks for aksrun.output_dir()."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", (
+        "import os, sys; d = os.environ['AKSRUN_OUTPUT_DIR']; os.makedirs(d, exist_ok=True); "
+        "open(os.path.join(d, 'child.txt'), 'w').write(sys.argv[1])"), f"from child {x}"],
+        check=True)
+    return x
+
+
 def write_then_crash_once(log_path):
     """First run: writes attempt-1.txt, then segfaults; second run writes attempt-2.txt."""
     import ctypes

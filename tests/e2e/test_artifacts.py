@@ -81,6 +81,15 @@ def test_a_retried_call_keeps_only_its_last_attempts_files(backend, tmp_path):
     assert names == ["attempt-2.txt"]
 
 
+def test_files_a_child_process_wrote_to_the_calls_directory_come_back(backend, tmp_path):
+    """The runner looks at a call's directory at once when the call asked for it; one
+    written by other means (a tool given $AKSRUN_OUTPUT_DIR) is collected at the task's end."""
+    assert list(aksrun.function()(funcs.write_artifact_from_a_child).map(range(3))) == [0, 1, 2]
+    aksrun.get(_last_job_id()).artifacts(tmp_path / "all")
+    for i in range(3):
+        assert (tmp_path / "all" / str(i) / "child.txt").read_text() == f"from child {i}"
+
+
 def test_output_dir_outside_a_remote_call_is_local(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AKSRUN_OUTPUT_DIR", raising=False)

@@ -116,3 +116,43 @@ def test_job_record_roundtrip_and_digest_check():
     with pytest.raises(IntegrityError, match=r"job\.json"):
         jobmod.JobRecord.from_json(raw.replace(b'"calls": 3', b'"calls": 4'),
                                    jobmod.digest_of(raw))
+
+
+def test_pickle_by_reference_sends_what_pickle_cant_name_by_value():
+    """The runner's fast path: an object of a class the worker got by value (here made in a
+    function, as cloudpickle re-creates a user's class) can't be named, so it goes by value."""
+    import pickle
+
+    import cloudpickle
+
+    from aksrun.core.envelope import pickle_by_reference
+
+    def make():
+        class Point:
+            def __init__(self, x):
+                self.x = x
+        return Point
+
+    dynamic = cloudpickle.loads(cloudpickle.dumps(make()))
+    buffers: list = []
+    data = pickle_by_reference((0, dynamic(3)), buffers)
+    status, point = pickle.loads(data, buffers=buffers)
+    assert status == 0 and point.x == 3 and type(point).__name__ == "Point"
+    plain: list = []
+    assert pickle.loads(pickle_by_reference({"a": [1, 2.5]}, plain)) == {"a": [1, 2.5]}
+
+
+def test_pickle_by_reference_drops_the_buffers_of_its_failed_attempt():
+    """pickle hands out a large buffer, then fails on a lambda: cloudpickle's attempt must be
+    unpickled with its own buffers only, or every buffer after the first is shifted."""
+    import pickle
+
+    from aksrun.core.envelope import pickle_by_reference
+
+    first, second = bytearray(b"a" * 1000), bytearray(b"b" * 1000)
+    value = [pickle.PickleBuffer(first), lambda: 1, pickle.PickleBuffer(second)]
+    buffers: list = []
+    data = pickle_by_reference(value, buffers)
+    assert len(buffers) == 2
+    got = pickle.loads(data, buffers=buffers)
+    assert bytes(got[0]) == bytes(first) and got[1]() == 1 and bytes(got[2]) == bytes(second)

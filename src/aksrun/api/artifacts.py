@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..core import artifacts as core_artifacts
+
 
 def output_dir() -> Path:
     """This call's own, initially empty, directory: the files written under it are uploaded
@@ -13,4 +15,5 @@ def output_dir() -> Path:
     `./aksrun-output`, so the same code runs and leaves its files where you can see them."""
     path = Path(os.environ.get("AKSRUN_OUTPUT_DIR") or "aksrun-output")
     path.mkdir(parents=True, exist_ok=True)
+    core_artifacts.handed_out += 1
     return path

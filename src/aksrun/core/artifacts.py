@@ -20,6 +20,10 @@ from ..errors import AksrunError, IntegrityError
 from ..ports.store import Store
 
 HASH_BLOCK = 1 << 20
+# How many times this process handed out a call's output directory (`aksrun.output_dir()`).
+# The runner's worker reads it after each call: a call that asked for none (most) costs the
+# runner no look at the disk; files written there by other means are collected at the end.
+handed_out = 0
 
 
 def artifact_key(job_id: str, call: int, path: str) -> str:

@@ -31,13 +31,17 @@ class Payload:
     size: int
 
 
-def dumps(obj: Any, what: str = "object") -> Payload:
-    """Pickle `obj` with cloudpickle (protocol 5, out-of-band buffers) into an envelope."""
-    import cloudpickle
-
+def dumps(obj: Any, what: str = "object", by_reference: bool = False) -> Payload:
+    """Pickle `obj` with cloudpickle (protocol 5, out-of-band buffers) into an envelope.
+    `by_reference`: try the standard pickler first (see pickle_by_reference)."""
     buffers: list[pickle.PickleBuffer] = []
     try:
-        data = cloudpickle.dumps(obj, protocol=PROTOCOL, buffer_callback=buffers.append)
+        if by_reference:
+            data = pickle_by_reference(obj, buffers)
+        else:
+            import cloudpickle
+
+            data = cloudpickle.dumps(obj, protocol=PROTOCOL, buffer_callback=buffers.append)
     except Exception as exc:
         raise SerializationError(f"{what} could not be pickled: {_reason(exc)}") from exc
     views = [b.raw() for b in buffers]
@@ -52,6 +56,24 @@ def dumps(obj: Any, what: str = "object") -> Payload:
         parts.append(view)
         offset += pad + view.nbytes
     return Payload(tuple(parts), digest(parts), offset)
+
+
+def pickle_by_reference(obj: Any, buffers: list[pickle.PickleBuffer]) -> bytes:
+    """The standard library's C pickler, falling back to cloudpickle for what it refuses.
+
+    For what the runner sends back (values, exception records) most of the time: several
+    times faster per object than cloudpickle, which builds a Pickler in Python for each. It
+    is safe because pickle only ever refers to a class or function by name after checking
+    that the name leads to that very object: a class or function the worker got by value
+    (the user's own code, a lambda, a dynamic class) fails that check, and cloudpickle then
+    sends it by value as it always did."""
+    try:
+        return pickle.dumps(obj, protocol=PROTOCOL, buffer_callback=buffers.append)
+    except Exception:
+        buffers.clear()  # what the failed attempt handed out
+    import cloudpickle
+
+    return cloudpickle.dumps(obj, protocol=PROTOCOL, buffer_callback=buffers.append)
 
 
 def loads(data: bytes | bytearray | memoryview, expected_sha256: str | None, what: str) -> Any:

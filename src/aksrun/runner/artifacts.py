@@ -51,6 +51,16 @@ class ArtifactUploader:
         if entries:
             self.manifests[str(call)] = entries
 
+    def left(self) -> list[int]:
+        """The calls whose directories are still there: written to without asking for
+        `aksrun.output_dir()` (a subprocess given $AKSRUN_OUTPUT_DIR), so collected at the
+        task's end."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return []
+        return sorted(int(name) for name in names if name.isdigit())
+
     def discard(self, call: int) -> None:
         """A call about to run again: what its failed attempt wrote goes."""
         shutil.rmtree(call_dir(self.root, call), ignore_errors=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import pickle
 import select
 import signal
 import sys
@@ -30,6 +31,7 @@ import time
 import traceback
 from typing import Any
 
+from ..core.envelope import nested_loads
 from ..core.pickling import exception_record
 from ..errors import CallCrashedError, CallOutOfMemoryError, CallTimeoutError, JobFailedError
 from . import worker as workermod
@@ -61,7 +63,13 @@ CALL_END = b"\x00\x1baksrun:call-end\x00"
 # How long a map call's unfinished line (a print without newline) waits for the rest before it
 # is written as a line of its own, so output stays live and every log line keeps its prefix.
 PARTIAL_LINE_WAIT = 1.0
-READ_BLOCK = 1 << 20  # bytes read from a worker's pipe at a time
+READ_BLOCK = 1 << 20  # bytes read from a worker's pipe of records at a time
+PIPE_READ = 65536  # ... and from its output pipes
+OUTPUT_GATHER_WAIT = 0.002
+# Once a worker's pipe has a record, how long the runner lets more gather before reading: a
+# task of many short calls then costs the runner a wake-up per few milliseconds, not per call
+# (it shares the cores with the workers), while an outcome waits for it no longer than this.
+RECORD_BATCH_WAIT = 0.002
 
 
 class Nested:
@@ -75,10 +83,8 @@ class Nested:
         self.data, self.buffers = data, buffers
 
     def __reduce__(self):
-        import pickle
-
-        from ..core.envelope import nested_loads
-
+        if not self.buffers:
+            return nested_loads, (self.data,)
         return nested_loads, (self.data, *(pickle.PickleBuffer(b) for b in self.buffers))
 
 
@@ -143,6 +149,9 @@ class ChunkRunner:
         finally:
             if self.memory is not None:
                 self.memory.close()
+        if self.artifacts is not None:  # files that reached a call's directory by other means
+            for call in self.artifacts.left():
+                self.artifacts.collect(call)
         for i in range(position, len(self.calls)):
             if self.outcomes[i] is None:
                 self.outcomes[i], self.raised[i] = exception_record(self._skipped()), True
@@ -164,6 +173,7 @@ class ChunkRunner:
             if limit is not None:
                 wait = min(wait, max(0.0, limit - time.monotonic()))
             if worker.records.wait(wait):
+                time.sleep(RECORD_BATCH_WAIT)
                 worker.records.fill()
                 continue
             if worker.exited():
@@ -177,14 +187,16 @@ class ChunkRunner:
     def _take(self, worker: _Worker) -> bool:
         """Handle the whole records read so far; whether there were any."""
         any_record = False
-        for kind, index, raised, outcome in worker.records.take():
+        for kind, index, flags, outcome in worker.records.take():
             any_record = True
             if kind == workermod.RETRYING:
                 self.attempts[index] += 1
                 continue
-            self.outcomes[index], self.raised[index] = outcome, raised
+            self.outcomes[index] = outcome
+            self.raised[index] = bool(flags & workermod.RAISED)
             self.position = index + 1
-            self._collect_artifacts(index)
+            if flags & workermod.ARTIFACTS:
+                self._collect_artifacts(index)
             self._doing(index + 1)
         return any_record
 
@@ -326,12 +338,13 @@ def _pump(fd: int, stream: Any) -> None:
     """The worker's output, to the runner's stream (the pod's log and the store's)."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     with open(fd, "rb", buffering=0) as pipe:
-        while data := pipe.read(65536):
+        while data := pipe.read(PIPE_READ):
             try:
                 stream.write(decoder.decode(data))
                 stream.flush()
             except (ValueError, OSError):
                 pass
+            _gather(data)
         tail = decoder.decode(b"", final=True)
         if tail:
             stream.write(tail)
@@ -346,11 +359,20 @@ def _pump_calls(fd: int, stream: Any, first_call: int) -> None:
             if wait is not None and not select.select([fd], [], [], wait)[0]:
                 lines.flush_partial()
                 continue
-            data = pipe.read(65536)
+            data = pipe.read(PIPE_READ)
             if not data:
                 break
             lines.feed(data)
+            _gather(data)
     lines.close()
+
+
+def _gather(data: bytes) -> None:
+    """After a small read, let the pipe fill a moment: a map of many short calls writes a
+    mark per call, and a wake-up of the runner per mark would take a core from the workers.
+    A full read goes on at once, so a call printing a lot is never slowed."""
+    if len(data) < PIPE_READ // 16:
+        time.sleep(OUTPUT_GATHER_WAIT)
 
 
 class _CallLines:
@@ -477,13 +499,13 @@ class _Records:
                 return
             self.buffer += data
 
-    def take(self) -> list[tuple[bytes, int, bool, Any]]:
-        """The complete records buffered: (kind, position, raised, Nested or None)."""
+    def take(self) -> list[tuple[bytes, int, int, Any]]:
+        """The complete records buffered: (kind, position, flags, Nested or None)."""
         records, view, offset = [], memoryview(self.buffer), 0
         head, length = workermod.HEADER, workermod.LENGTH
         try:
             while len(view) - offset >= head.size:
-                kind, index, raised, count, size = head.unpack_from(view, offset)
+                kind, index, flags, count, size = head.unpack_from(view, offset)
                 lengths_end = offset + head.size + count * length.size
                 if len(view) < lengths_end:
                     break
@@ -500,7 +522,7 @@ class _Records:
                         buffers.append(bytes(view[position:position + n]))
                         position += n
                     outcome = Nested(data, buffers)
-                records.append((kind, index, raised, outcome))
+                records.append((kind, index, flags, outcome))
                 offset = end
         finally:
             view.release()

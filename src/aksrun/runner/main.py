@@ -130,7 +130,8 @@ def _run_task(termination: _Termination) -> int:
         uploads.close()
     termination.interruptible = False  # every call ran: writing their outcomes wins
     sink.close()
-    payload = dumps(jobmod.pack_outputs(digest, outcomes, uploads.manifests), what="results")
+    payload = dumps(jobmod.pack_outputs(digest, outcomes, uploads.manifests), what="results",
+                    by_reference=True)  # the worker's pickles, nested as they are, and ours
     try:
         store.put(jobmod.output_key(job_id, index), payload.parts)
     except Exception as exc:

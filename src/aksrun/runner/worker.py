@@ -20,18 +20,22 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ..core import artifacts as core_artifacts
+from ..core.envelope import pickle_by_reference
 from ..core.pickling import OK, exception_record
 from ..errors import CallTimeoutError, SerializationError
 from .artifacts import OUTPUT_DIR_ENV, call_dir
 
 # Records, worker -> runner, each written to the pipe whole, in one system call: a header
-# (kind, call position in the task, raised, buffer count, pickle length), the lengths of the
+# (kind, call position in the task, flags, buffer count, pickle length), the lengths of the
 # out-of-band buffers, the pickle, the buffers. The runner reads them in bulk, so a task of
 # many short calls costs a few reads, not a wake-up per call.
 RETRYING = b"r"  # the call raised and is being run again
 OUTCOME = b"o"   # the call's outcome
-HEADER = struct.Struct("<cQ?IQ")
+HEADER = struct.Struct("<cQBIQ")
 LENGTH = struct.Struct("<Q")
+RAISED = 1     # flag: the call raised
+ARTIFACTS = 2  # flag: the call asked for its output directory (it may have left files)
 
 
 class Channel:
@@ -55,13 +59,14 @@ class Channel:
             os.pwrite(self.progress_fd, b'{"running_call": %d}' % call, 0)
 
     def retrying(self, position: int) -> None:
-        self._write([HEADER.pack(RETRYING, position, False, 0, 0)])
+        self._write([HEADER.pack(RETRYING, position, 0, 0, 0)])
 
     def outcome(self, position: int, raised: bool, data: bytes,
-                buffers: list[memoryview]) -> None:
+                buffers: list[memoryview], artifacts: bool = False) -> None:
         if self.before_outcome is not None:
             self.before_outcome()
-        head = HEADER.pack(OUTCOME, position, raised, len(buffers), len(data))
+        flags = (RAISED if raised else 0) | (ARTIFACTS if artifacts else 0)
+        head = HEADER.pack(OUTCOME, position, flags, len(buffers), len(data))
         self._write([head + b"".join(LENGTH.pack(b.nbytes) for b in buffers), data, *buffers])
 
     def _write(self, parts: list[Any]) -> None:
@@ -93,6 +98,7 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
         channel.running(start + position)
+        handed_out = core_artifacts.handed_out
         while True:
             if root:  # the call's own, empty, artifacts directory (aksrun.output_dir())
                 directory = call_dir(root, start + position)
@@ -107,7 +113,8 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
                   f"retry {attempts} of {retries}", file=sys.stderr)
             channel.retrying(position)
         data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
-        channel.outcome(position, raised, data, buffers)
+        channel.outcome(position, raised, data, buffers,
+                        artifacts=core_artifacts.handed_out != handed_out)
         del outcome, data, buffers
         if raised and stop_on_error:
             return
@@ -136,7 +143,7 @@ def _pickle_outcome(outcome: tuple[Any, ...], func_name: str,
 
     buffers: list[pickle.PickleBuffer] = []
     try:
-        data = cloudpickle.dumps(outcome, protocol=5, buffer_callback=buffers.append)
+        data = pickle_by_reference(outcome, buffers)
     except Exception as exc:
         outcome = exception_record(_unpicklable(exc, outcome, func_name, call))
         buffers = []
