@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
 import time
 import traceback
 
@@ -231,3 +232,31 @@ def test_a_transient_store_error_reading_an_output_is_retried(backend, monkeypat
     monkeypatch.setattr(client.store, "get", flaky)
     assert aksrun.function()(funcs.add)(2, b=3) == 5
     assert len(failures) == 2
+
+
+def test_a_value_of_the_users_own_class_does_not_import_their_module_remotely(
+        backend, tmp_path, monkeypatch):
+    """The function and its class travel by value (the user's own module); sending back an
+    instance must not import that module where the call ran (it can be importable there, as
+    on the local backend run from the project's folder), which would run its top level."""
+    import importlib
+
+    project = tmp_path / "project"
+    project.mkdir()
+    imports = tmp_path / "imports.log"
+    (project / "mylib_points.py").write_text(
+        f"open({str(imports)!r}, 'a').write('imported\\n')\n"
+        "class Point:\n"
+        "    def __init__(self, x):\n"
+        "        self.x = x\n"
+        "def make(x):\n"
+        "    return Point(x)\n")
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.chdir(project)  # where a local runner looks for modules too
+    module = importlib.import_module("mylib_points")
+    try:
+        points = list(aksrun.function()(module.make).map([1, 2, 3]))
+    finally:
+        sys.modules.pop("mylib_points", None)
+    assert [p.x for p in points] == [1, 2, 3]
+    assert imports.read_text() == "imported\n"  # by this test's import only

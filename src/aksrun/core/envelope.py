@@ -61,12 +61,11 @@ def dumps(obj: Any, what: str = "object", by_reference: bool = False) -> Payload
 def pickle_by_reference(obj: Any, buffers: list[pickle.PickleBuffer]) -> bytes:
     """The standard library's C pickler, falling back to cloudpickle for what it refuses.
 
-    For what the runner sends back (values, exception records) most of the time: several
-    times faster per object than cloudpickle, which builds a Pickler in Python for each. It
-    is safe because pickle only ever refers to a class or function by name after checking
-    that the name leads to that very object: a class or function the worker got by value
-    (the user's own code, a lambda, a dynamic class) fails that check, and cloudpickle then
-    sends it by value as it always did."""
+    Only for documents whose every class and function is builtin or aksrun's own, already
+    imported (the runner's output: the worker's pickles nested as bytes, aksrun's records):
+    several times faster per object than cloudpickle, which runs Python for each. Not for
+    user objects: pickle imports the module a name comes from, and a user's module the
+    worker got by value (cloudpickle never imports it) would be imported, and run."""
     try:
         return pickle.dumps(obj, protocol=PROTOCOL, buffer_callback=buffers.append)
     except Exception:
