@@ -119,8 +119,8 @@ def test_job_record_roundtrip_and_digest_check():
 
 
 def test_pickle_by_reference_sends_what_pickle_cant_name_by_value():
-    """The runner's fast path: an object of a class the worker got by value (here made in a
-    function, as cloudpickle re-creates a user's class) can't be named, so it goes by value."""
+    """The runner's fast path for its own documents: whatever pickle can't name (here a
+    class made in a function, as cloudpickle re-creates one) still goes, by value."""
     import pickle
 
     import cloudpickle
