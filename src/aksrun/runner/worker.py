@@ -66,6 +66,12 @@ class Channel:
             self.before_outcome()
         flags = (RAISED if raised else 0) | (ARTIFACTS if artifacts else 0)
         head = HEADER.pack(OUTCOME, position, flags, len(buffers), len(data))
+        if not buffers:  # most outcomes: one small write, no list of views to build
+            record = head + data
+            written = os.write(self.fd, record)
+            if written < len(record):
+                self._write([memoryview(record)[written:]])
+            return
         self._write([head + b"".join(LENGTH.pack(b.nbytes) for b in buffers), data, *buffers])
 
     def _write(self, parts: list[Any]) -> None:
