@@ -65,7 +65,7 @@ CALL_END = b"\x00\x1baksrun:call-end\x00"
 PARTIAL_LINE_WAIT = 1.0
 READ_BLOCK = 1 << 20  # bytes read from a worker's pipe of records at a time
 PIPE_READ = 65536  # ... and from its output pipes
-OUTPUT_GATHER_WAIT = 0.002
+OUTPUT_GATHER_WAIT = 0.002  # after a small read of an output pipe (see _gather)
 # Once a worker's pipe has a record, how long the runner lets more gather before reading: a
 # task of many short calls then costs the runner a wake-up per few milliseconds, not per call
 # (it shares the cores with the workers), while an outcome waits for it no longer than this.
