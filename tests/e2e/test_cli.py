@@ -101,6 +101,27 @@ def test_jobs_logs_follow_and_cancel():
     assert again.returncode == 0 and "nothing to cancel" in again.stdout
 
 
+def test_a_cancelled_job_stays_listed_as_cancelled_until_removed(backend):
+    """On Kubernetes cancelling deletes the Job (and its pods), so compute forgets the job at
+    once; the listing still shows it, as cancelled, until `jobs rm`."""
+    from aksrun.api.session import default_client
+    from tests.support.waiting import wait_for
+
+    slow = aksrun_cli("run", "--detach", "tests.e2e.funcs:sleep_for", "60").stdout.strip()
+    time.sleep(0.5)
+    assert aksrun_cli("jobs", "cancel", slow).returncode == 0
+    compute = default_client().compute
+    if backend == "kubernetes":  # gone from compute: only the store still knows the job
+        wait_for(lambda: slow not in {s.job_id for s in compute.list()}, timeout=60)
+    listing = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
+    assert [(j["job_id"], j["state"]) for j in listing if j["job_id"] == slow] == [
+        (slow, "cancelled")]
+    assert aksrun_cli("jobs", "rm", slow).returncode == 0
+    listing = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)
+    assert slow not in [j["job_id"] for j in listing]
+    assert not list(default_client().store.list("cancelled/"))  # nothing of it left
+
+
 def test_failed_job_shows_failed_in_listing():
     aksrun_cli("run", "tests.e2e.funcs:fail_on", "3")
     listing = json.loads(aksrun_cli("jobs", "ls", "--json").stdout)

@@ -119,3 +119,16 @@ def test_cli_dry_run_and_json(local):
     assert _keys(local, "jobs/") == []
     bad = aksrun_cli("gc", "--older-than", "soon")
     assert bad.returncode == 2 and "--older-than" in bad.stderr
+
+
+def test_a_cancelled_job_goes_with_its_listing_entry_and_a_stray_entry_goes_too(local,
+                                                                                 tmp_path):
+    fut = wait_for_release.submit(str(tmp_path / "never"))
+    wait_for(lambda: local.status(fut.job_id).state == "running", timeout=30)
+    assert local.cancel(fut.job_id)
+    assert _keys(local, "cancelled/") == [jobmod.cancelled_index_key(fut.job_id)]
+    stray = jobmod.cancelled_index_key("gone-20200101-000000-abcde")  # its job removed
+    local.store.put(stray, b"")                                         # by other means
+    done = collect(local, 3600, now=time.time() + 86400)
+    assert done.jobs == [fut.job_id]
+    assert _keys(local, "cancelled/") == [] and _keys(local, jobmod.job_prefix(fut.job_id)) == []

@@ -47,6 +47,15 @@ def cancel_key(job_id: str) -> str:
     return f"jobs/{job_id}/cancelled"
 
 
+CANCELLED_PREFIX = "cancelled/"
+
+
+def cancelled_index_key(job_id: str) -> str:
+    """Also written on cancel, outside the job's folder: the jobs cancelled are then one
+    short listing away (`jobs ls` shows them after Kubernetes deleted their Jobs)."""
+    return f"{CANCELLED_PREFIX}{job_id}"
+
+
 def function_key(sha256: str) -> str:
     return f"functions/{sha256}.pkl"
 

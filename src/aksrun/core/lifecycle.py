@@ -176,8 +176,10 @@ class Client:
     def _status_from_store(self, record: jobmod.JobRecord) -> JobStatus:
         """A job compute no longer knows (cancelled and deleted, or expired): what the store
         says about it."""
+        outputs = jobmod.output_key(record.job_id, 0).rpartition("/")[0] + "/"
+        written = set(self.store.list(outputs))  # one listing, not a request per task
         done = frozenset(c.index for c in record.chunks
-                         if self.store.exists(jobmod.output_key(record.job_id, c.index)))
+                         if jobmod.output_key(record.job_id, c.index) in written)
         outcome = _read_outcome(self.store, record.job_id)
         if self.store.exists(jobmod.cancel_key(record.job_id)):
             state, reason, message = "cancelled", "Cancelled", "the job was cancelled"
@@ -196,7 +198,24 @@ class Client:
         )
 
     def list(self) -> list[JobStatus]:
-        return self.compute.list()
+        """The jobs compute has, newest first, and the cancelled ones it no longer has (on
+        Kubernetes a cancelled Job is deleted with its pods), as the store reports them."""
+        statuses = self.compute.list()
+        listed = {status.job_id for status in statuses}
+        try:
+            cancelled = [key.removeprefix(jobmod.CANCELLED_PREFIX)
+                         for key in self.store.list(jobmod.CANCELLED_PREFIX)]
+        except StoreError as exc:  # compute's list still stands
+            log.warning("could not list the cancelled jobs in %s: %s", self.store.url, exc)
+            cancelled = []
+        for job_id in cancelled:
+            if job_id in listed:
+                continue
+            try:
+                statuses.append(self._status_from_store(self.record(job_id)))
+            except (AksrunError, ValueError):  # removed meanwhile, or not a record of ours
+                continue
+        return sorted(statuses, key=lambda s: s.started or 0, reverse=True)
 
     def cancel(self, job_id: str) -> bool:
         """Stop a running job; False (and nothing touched) when it had already ended."""
@@ -205,7 +224,7 @@ class Client:
             return False
         handle = self._handle(job_id)
         self.compute.cancel(handle)  # first: stopping the job must not wait for the store
-        self.store.put(jobmod.cancel_key(job_id), b"")
+        mark_cancelled(self.store, job_id)
         return True
 
     def remove(self, job_id: str) -> int:
@@ -217,6 +236,7 @@ class Client:
         except UnknownJobError:
             found = False
         count = self.store.delete(jobmod.job_prefix(job_id))
+        count += self.store.delete(jobmod.cancelled_index_key(job_id))
         if not found and not count:
             raise UnknownJobError(f"no job {job_id!r} on {self.compute.name} or in the store.")
         return count
@@ -305,6 +325,13 @@ def plan_job(
         env=dict(options.env),
     )
     return JobPlan(function, tuple(inputs), record, raw, request)
+
+
+def mark_cancelled(store: Store, job_id: str) -> None:
+    """The job's own marker (its status once compute forgets it), then the index entry
+    `jobs ls` finds it by."""
+    store.put(jobmod.cancel_key(job_id), b"")
+    store.put(jobmod.cancelled_index_key(job_id), b"")
 
 
 def _check_launch_digest(job_id: str, handle: JobHandle, digest: str) -> None:
@@ -428,7 +455,7 @@ class JobRun:
             log.warning("could not stop job %s: %s; stop it with `aksrun jobs cancel %s`",
                         self.job_id, exc, self.job_id)
         try:
-            self.client.store.put(jobmod.cancel_key(self.job_id), b"")
+            mark_cancelled(self.client.store, self.job_id)
         except Exception as exc:
             log.warning("job %s was stopped, but its cancel marker could not be stored (%s): "
                         "`aksrun jobs ls` may show it as failed rather than cancelled",

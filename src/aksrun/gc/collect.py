@@ -83,6 +83,11 @@ def collect(client: Any, older_than: float, *, dry_run: bool = False,
                     client.compute.delete(client.compute.attach(status.job_id))
                 except UnknownJobError:
                     pass
+    for key in list(store.list(jobmod.CANCELLED_PREFIX)):  # entries whose job is gone
+        if key.removeprefix(jobmod.CANCELLED_PREFIX) not in known:
+            report.objects += 1
+            if not dry_run:
+                store.delete(key)
     keep_after = min(report.cutoff, now - FUNCTION_GRACE)
     for key in list(store.list("functions/")):
         sha = key.rsplit("/", 1)[-1].removesuffix(".pkl")
