@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError, UnknownJobError
 from ..ports.compute import JobHandle, JobStatus, LaunchRequest, TaskEvent, TaskSpan
-from .local_standby import start_supervisor
+from .local_forkserver import start_supervisor
 
 TERMINAL = ("job_succeeded", "job_failed", "job_cancelled")
 _STATE = {"job_succeeded": "succeeded", "job_failed": "failed", "job_cancelled": "cancelled"}
@@ -70,9 +70,10 @@ class LocalCompute:
             **_memory(request.options),
         }
         _write_json(folder / "launch.json", spec)
-        proc, wake_r = start_supervisor(folder)
-        (folder / "supervisor.pid").write_text(str(proc.pid))
-        _reap_later(proc)
+        pid, wake_r, proc = start_supervisor(folder)
+        (folder / "supervisor.pid").write_text(str(pid))
+        if proc is not None:  # started here, not by the fork server (which reaps its own)
+            _reap_later(proc)
         return JobHandle(request.job_id, self.name, {"folder": str(folder), "wake_fd": wake_r})
 
     def attach(self, job_id: str) -> JobHandle:

@@ -21,6 +21,7 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -371,49 +372,96 @@ def _warm_up(store_url: str | None) -> None:
     """Import what every runner needs once, before forking them."""
     import cloudpickle  # noqa: F401
 
+    from ..core import options, pickling  # noqa: F401
     from ..core.backends import open_store
-    from ..runner import logtee, main  # noqa: F401
+    from ..runner import artifacts, chunk, logtee, main, memory, worker  # noqa: F401
 
     if store_url is not None:
         open_store(store_url)
 
 
-def _wait_for_job(idle_seconds: float) -> Path | None:
-    """Standby: warm up, then wait for the job folder and the client's environment on
-    stdin (local_standby.py). None when the client went away or nobody came."""
-    _warm_up(None)
-    ready, _, _ = select.select([sys.stdin], [], [], idle_seconds)
-    line = sys.stdin.buffer.readline() if ready else b""
-    if not line:
-        return None
-    message = json.loads(line)
-    os.environ.clear()
-    os.environ.update(message["environ"])
-    folder = Path(message["folder"])
-    log_fd = os.open(folder / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    return folder
-
-
-def main() -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.argv[1] == "--standby":
-        from .local_standby import IDLE_SECONDS
-
-        notify_fd = int(sys.argv[2])
-        folder = _wait_for_job(IDLE_SECONDS)
-        if folder is None:
-            return 0
-    else:
-        folder, notify_fd = Path(sys.argv[1]), int(sys.argv[2])
+def supervise(folder: Path, notify_fd: int | None) -> int:
+    if not _lock_folder(folder):
+        return 0  # another supervisor has the job (a fork server's late reply)
     supervisor = Supervisor(folder, notify_fd)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGCHLD, supervisor.on_signal)
     _warm_up(supervisor.spec["store_url"])
     return supervisor.run()
+
+
+def _lock_folder(folder: Path) -> bool:
+    """One supervisor per job, whoever started it: an flock held until the process ends."""
+    fd = os.open(folder / "supervisor.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    return True  # the descriptor stays open (runners close it: _close_inherited)
+
+
+def serve(channel: socket.socket, idle_seconds: float) -> int:
+    """The fork server (local_forkserver.py): warm up, then fork a supervisor per request,
+    and answer with its pid. Single-threaded, so forking is safe; SIGCHLD ignored, so the
+    kernel reaps the supervisors as they end."""
+    _warm_up(None)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    pending, fds = b"", []
+    while True:
+        ready, _, _ = select.select([channel], [], [], idle_seconds)
+        if not ready:
+            return 0
+        data, more, _, _ = socket.recv_fds(channel, 1 << 16, 4)
+        fds += more
+        if not data:
+            return 0
+        pending += data
+        while b"\n" in pending and fds:
+            line, pending = pending.split(b"\n", 1)
+            wake_w = fds.pop(0)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    channel.close()
+                    code = _forked_supervisor(json.loads(line), wake_w)
+                except BaseException:
+                    import traceback
+
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.close(wake_w)
+            channel.sendall(b"%d\n" % pid)
+
+
+def _forked_supervisor(message: dict, notify_fd: int) -> int:
+    """In the child of the fork server: become the job's supervisor, detached from the
+    server (its own session), with the client's environment and the job's log."""
+    os.setsid()
+    folder = Path(message["folder"])
+    os.environ.clear()
+    os.environ.update(message["environ"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    log_fd = os.open(folder / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    return supervise(folder, notify_fd)
+
+
+def main() -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.argv[1] == "--forkserver":
+        from .local_forkserver import IDLE_SECONDS
+
+        return serve(socket.socket(fileno=0), IDLE_SECONDS)
+    return supervise(Path(sys.argv[1]), int(sys.argv[2]))
 
 
 if __name__ == "__main__":
