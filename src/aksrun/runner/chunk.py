@@ -186,19 +186,20 @@ class ChunkRunner:
 
     def _take(self, worker: _Worker) -> bool:
         """Handle the whole records read so far; whether there were any."""
-        any_record = False
-        for kind, index, flags, outcome in worker.records.take():
-            any_record = True
+        records = worker.records.take()
+        outcomes, raised = self.outcomes, self.raised
+        for kind, index, flags, outcome in records:
             if kind == workermod.RETRYING:
                 self.attempts[index] += 1
                 continue
-            self.outcomes[index] = outcome
-            self.raised[index] = bool(flags & workermod.RAISED)
+            outcomes[index] = outcome
+            raised[index] = bool(flags & workermod.RAISED)
             self.position = index + 1
             if flags & workermod.ARTIFACTS:
                 self._collect_artifacts(index)
-            self._doing(index + 1)
-        return any_record
+        if records:
+            self._doing(self.position)
+        return bool(records)
 
     def _collect_artifacts(self, position: int) -> None:
         if self.artifacts is not None:
@@ -393,15 +394,17 @@ class _CallLines:
     def feed(self, data: bytes) -> None:
         data, self._carry = self._carry + data, b""
         parts = data.split(CALL_END)
+        last = len(parts) - 1
         for number, part in enumerate(parts):
             if number:
                 self._end_call()
-            if number == len(parts) - 1:
+            if number == last:
                 for size in range(min(len(CALL_END) - 1, len(part)), 0, -1):
                     if CALL_END.startswith(part[-size:]):
                         part, self._carry = part[:-size], part[-size:]
                         break
-            self._text(self._decoder.decode(part))
+            if part:  # most calls of a map print nothing: a mark after a mark
+                self._text(self._decoder.decode(part))
 
     def _text(self, text: str) -> None:
         out = []
@@ -428,6 +431,9 @@ class _CallLines:
             self._after_cr = ending == "\r"
 
     def _end_call(self) -> None:
+        if not (self.pending or self._after_cr or self._decoder.getstate()[0]):
+            self.call += 1  # the call printed nothing (or only whole lines, written already)
+            return
         self._text(self._decoder.decode(b"", final=True))
         if self.pending:
             self._write(self._prefix() + self.pending + "\n")
@@ -502,20 +508,29 @@ class _Records:
     def take(self) -> list[tuple[bytes, int, int, Any]]:
         """The complete records buffered: (kind, position, flags, Nested or None)."""
         records, view, offset = [], memoryview(self.buffer), 0
-        head, length = workermod.HEADER, workermod.LENGTH
+        head, length, outcome_kind = workermod.HEADER, workermod.LENGTH, workermod.OUTCOME
         try:
             while len(view) - offset >= head.size:
                 kind, index, flags, count, size = head.unpack_from(view, offset)
-                lengths_end = offset + head.size + count * length.size
+                start = offset + head.size
+                if not count:  # most records: no out-of-band buffers
+                    end = start + size
+                    if len(view) < end:
+                        break
+                    outcome = Nested(bytes(view[start:end]), ()) if kind == outcome_kind else None
+                    records.append((kind, index, flags, outcome))
+                    offset = end
+                    continue
+                lengths_end = start + count * length.size
                 if len(view) < lengths_end:
                     break
-                lengths = [length.unpack_from(view, offset + head.size + i * length.size)[0]
+                lengths = [length.unpack_from(view, start + i * length.size)[0]
                            for i in range(count)]
                 end = lengths_end + size + sum(lengths)
                 if len(view) < end:
                     break
                 outcome = None
-                if kind == workermod.OUTCOME:
+                if kind == outcome_kind:
                     data = bytes(view[lengths_end:lengths_end + size])
                     buffers, position = [], lengths_end + size
                     for n in lengths:
