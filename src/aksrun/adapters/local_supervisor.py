@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import json
 import os
 import select
@@ -378,6 +379,7 @@ def _warm_up(store_url: str | None) -> None:
 
     if store_url is not None:
         open_store(store_url)
+    gc.freeze()  # what the forks inherit stays out of their collections (and unwritten)
 
 
 def supervise(folder: Path, notify_fd: int | None) -> int:

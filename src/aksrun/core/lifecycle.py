@@ -637,12 +637,12 @@ class JobRun:
                 f"the output of task {index} of job {self.job_id} could not be unpickled "
                 f"here: {type(exc).__name__}: {exc}"))
             return
-        values = [
-            value if status == OK else _Raised(self, chunk.start + offset, (status, value, *rest))
-            for offset, (status, value, *rest) in enumerate(outcomes)
-        ]
+        values = [outcome[1] for outcome in outcomes]
+        raised = [offset for offset, outcome in enumerate(outcomes) if outcome[0] != OK]
+        for offset in raised:
+            values[offset] = _Raised(self, chunk.start + offset, outcomes[offset])
         settle(future, values, None)
-        if any(isinstance(value, _Raised) for value in values):
+        if raised:
             settle(self.first_failure, index, None)
 
     def _check_output(self, index: int, job_digest: str | None, count: int) -> None:

@@ -24,6 +24,25 @@ def call_dir(root: str | os.PathLike[str], call: int) -> str:
     return f"{os.fspath(root)}/{call:07d}"
 
 
+def running_dir(root: str | os.PathLike[str], worker: int) -> str:
+    """A worker's artifacts directory, $AKSRUN_OUTPUT_DIR for each call it runs, filed under
+    the call's index (file_away) when the call has ended."""
+    return f"{os.fspath(root)}/running-{worker}"
+
+
+def file_away(directory: str, destination: str) -> bool:
+    """Move a call's files from its worker's directory to the call's: whether there were
+    any to move (the directory existed)."""
+    try:
+        os.rename(directory, destination)
+    except FileNotFoundError:
+        return False
+    except OSError:  # the call's directory has files already (a crashed attempt's): merge
+        shutil.copytree(directory, destination, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    return True
+
+
 class ArtifactUploader:
     def __init__(self, store: Any, job_id: str, root: Path) -> None:
         self.store, self.job_id, self.root = store, job_id, root

@@ -1,12 +1,14 @@
 """Run a task's calls in worker processes, so each call is its own outcome.
 
-The runner forks a worker that runs the calls in order and sends each outcome back as it
-finishes. When the worker dies in the middle of a call (segfault, `os._exit()`, a signal, the
-OOM killer) or hangs past its timeout, that one call fails as itself: its index, the signal or
-exit code, OOMKilled with the limit when the kernel's counter says so. It is run again only as
-`retries=` says, and a new worker goes on with the calls after it. When the job stops at its
-first error (a map without return_exceptions), the worker stops after the first call that
-raised, so the caller hears of it at once instead of after the rest of the chunk.
+The runner forks a worker that runs the calls in order and leaves each outcome, as it
+finishes, in memory it shares with the runner (runner/worker.py), which stores them in the
+task's output as written. When the worker dies in the middle of a call (segfault,
+`os._exit()`, a signal, the OOM killer) or hangs past its timeout, that one call fails as
+itself: its index, the signal or exit code, OOMKilled with the limit when the kernel's
+counter says so. It is run again only as `retries=` says, and a new worker goes on with the
+calls after it. When the job stops at its first error (a map without return_exceptions), the
+worker stops after the first call that raised, so the caller hears of it at once instead of
+after the rest of the chunk.
 
 Before each call the runner writes which call is running to its termination-message file: if
 the whole container is killed (on cgroup v2 the kubelet has the OOM killer take every process
@@ -21,6 +23,7 @@ and must know which call said what (see _CallLines).
 from __future__ import annotations
 
 import codecs
+import gc
 import os
 import pickle
 import select
@@ -32,9 +35,19 @@ import traceback
 from typing import Any
 
 from ..core.envelope import nested_loads
+from ..core.outcome_records import (
+    ARTIFACTS,
+    HEADER,
+    LENGTH,
+    OUTCOME,
+    RAISED,
+    RETRYING,
+    outcomes_loads,
+)
 from ..core.pickling import exception_record
 from ..errors import CallCrashedError, CallOutOfMemoryError, CallTimeoutError, JobFailedError
 from . import worker as workermod
+from .artifacts import call_dir, file_away, running_dir
 
 # Past its timeout, how long a call may take to stop on its own before its worker is killed.
 HARD_TIMEOUT_GRACE = 5.0
@@ -88,6 +101,24 @@ class Nested:
         return nested_loads, (self.data, *(pickle.PickleBuffer(b) for b in self.buffers))
 
 
+class Outcomes:
+    """A task's outcomes, as its output document holds them: the block of records its
+    workers left in shared memory, stored as written, and the outcomes held one by one (the
+    pipe's, as Nested, and the runner's own exception records). The client's one verified
+    unpickling of the output turns them into the list of outcomes in call order."""
+
+    __slots__ = ("block", "count", "singles")
+
+    def __init__(self, count: int, block: bytes, singles: dict[int, Any]) -> None:
+        self.count, self.block, self.singles = count, block, singles
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __reduce__(self):
+        return outcomes_loads, (self.count, self.block, self.singles)
+
+
 class ChunkRunner:
     def __init__(self, func: Any, calls: list[Any], start: int, options: dict[str, Any],
                  func_name: str, termination: Any, stdout: Any, stderr: Any,
@@ -101,8 +132,12 @@ class ChunkRunner:
         self.retries = int(options.get("retries") or 0)
         self.stop_on_error = bool(options.get("stop_on_error"))
         self.prefix_calls = bool(options.get("prefix_calls"))  # a map: lines name their call
-        self.outcomes: list[Any] = [None] * len(calls)
-        self.raised = [False] * len(calls)
+        self.shared = workermod.shared_records()  # most outcomes: see worker.py
+        self.singles: dict[int, Any] = {}  # the other outcomes, by position
+        self.piped: dict[int, bool] = {}  # position -> raised, for outcomes from the pipe
+        self.own: set[int] = set()  # positions of the runner's own exception records
+        self.settled: set[int] = set()
+        self.errors = 0  # outcomes that raised, beyond those the shared state counts
         self.attempts = [0] * len(calls)
         self.worker: _Worker | None = None
         self.position = 0  # the first call without an outcome
@@ -110,10 +145,12 @@ class ChunkRunner:
 
         self.memory = MemoryWatch.from_env()
 
-    def run(self) -> tuple[list[Any], int]:
-        """Every call's outcome (Nested, or an exception record of the runner's), and how many
-        raised."""
+    def run(self) -> tuple[Outcomes, int]:
+        """Every call's outcome (in the shared block, a Nested, or an exception record of the
+        runner's), and how many raised."""
         position = 0
+        termination_doing = self.termination.doing
+        self.termination.doing = _Doing(self)
         try:
             while position < len(self.calls):
                 ooms = oom_kills()
@@ -123,13 +160,18 @@ class ChunkRunner:
                     self.memory.watch(self.worker.pid)
                 position, hung = self._collect(self.worker, position)
                 status = self.worker.reap()
-                self.worker = None
+                pid, self.worker = self.worker.pid, None
+                self._settle()
                 stopped_for_memory = self.memory.fired if self.memory is not None else None
-                if position > 0 and self.raised[position - 1] and self.stop_on_error:
+                if position > 0 and self._raised(position - 1) and self.stop_on_error:
+                    self._adopt(pid, position - 1)
                     break
                 if position >= len(self.calls):
+                    self._adopt(pid, position - 1)
                     break
+                self.position = position
                 error = self._crash(position, status, hung, ooms, stopped_for_memory)
+                self._adopt(pid, position)
                 self._collect_artifacts(position)
                 if self.attempts[position] < self.retries:
                     self.attempts[position] += 1
@@ -138,7 +180,7 @@ class ChunkRunner:
                     print(f"[aksrun] {error}; retry {self.attempts[position]} of "
                           f"{self.retries}", file=self.stderr)
                     continue
-                self.outcomes[position], self.raised[position] = exception_record(error), True
+                self._own(position, exception_record(error))
                 position += 1
                 if self.stop_on_error:
                     break
@@ -149,25 +191,61 @@ class ChunkRunner:
         finally:
             if self.memory is not None:
                 self.memory.close()
+            self.termination.doing = termination_doing
         if self.artifacts is not None:  # files that reached a call's directory by other means
             for call in self.artifacts.left():
                 self.artifacts.collect(call)
         for i in range(position, len(self.calls)):
-            if self.outcomes[i] is None:
-                self.outcomes[i], self.raised[i] = exception_record(self._skipped()), True
-        return self.outcomes, sum(self.raised)
+            self._own(i, exception_record(self._skipped()))
+        end, _, raised, _ = workermod.STATE.unpack_from(self.shared, 0)
+        block = bytes(self.shared[workermod.RECORDS_START:end])
+        self.shared.close()
+        return Outcomes(len(self.calls), block, self.singles), raised + self.errors
+
+    def _own(self, position: int, record: Any) -> None:
+        """An exception record of the runner's for this call (crashed, not run)."""
+        self.singles[position] = record
+        self.own.add(position)
+        self.errors += 1
+
+    def _state(self) -> tuple[int, int, int, int]:
+        return workermod.STATE.unpack_from(self.shared, 0)
+
+    def _reached(self, first: int) -> int:
+        """The first call without an outcome, for a worker that started at `first`."""
+        _, following, _, _ = self._state()
+        return max(first, following, self.position)
+
+    def _raised(self, position: int) -> bool:
+        if position in self.own:
+            return True
+        if position in self.piped:
+            return self.piped[position]
+        _, following, _, last = self._state()
+        return following == position + 1 and bool(last)
+
+    def _settle(self) -> None:
+        """After a worker ended: an outcome it piped but died before counting in the shared
+        state counts here."""
+        _, following, _, _ = self._state()
+        if self.piped.get(following) and following not in self.settled:
+            self.settled.add(following)
+            self.errors += 1
 
     def _collect(self, worker: _Worker, position: int) -> tuple[int, bool]:
-        """Read outcomes until the worker ends (or hangs past its call's timeout): the index
-        of the first call without an outcome, and whether the worker was killed as hung."""
-        self._doing(position)
+        """Wait for the worker to end (or hang past its call's timeout), handling the records
+        of its pipe: the index of the first call without an outcome, and whether the worker
+        was killed as hung."""
         started = time.monotonic()
+        seen = self._reached(position)
         while True:
             if self._take(worker):
-                position = self.position
                 started = time.monotonic()
             if worker.records.eof:
-                return position, False
+                return self._reached(position), False
+            reached = self._reached(position)
+            if reached != seen:  # calls ended since the last look: the timer starts again
+                seen, started = reached, time.monotonic()
             limit = None if not self.timeout else started + self.timeout + HARD_TIMEOUT_GRACE
             wait = LIVENESS_INTERVAL
             if limit is not None:
@@ -179,37 +257,36 @@ class ChunkRunner:
             if worker.exited():
                 worker.records.fill()  # what it wrote before it ended
                 self._take(worker)
-                return self.position if self.position > position else position, False
-            if limit is not None and time.monotonic() >= limit:
+                return self._reached(position), False
+            if limit is not None and time.monotonic() >= limit and self._reached(position) == seen:
                 worker.kill()
-                return position, True
+                return seen, True
 
     def _take(self, worker: _Worker) -> bool:
-        """Handle the whole records read so far; whether there were any."""
+        """Handle the whole records read from the pipe so far; whether there were any."""
         records = worker.records.take()
-        outcomes, raised = self.outcomes, self.raised
         for kind, index, flags, outcome in records:
-            if kind == workermod.RETRYING:
+            if kind == RETRYING:
                 self.attempts[index] += 1
                 continue
-            outcomes[index] = outcome
-            raised[index] = bool(flags & workermod.RAISED)
-            self.position = index + 1
-            if flags & workermod.ARTIFACTS:
+            self.singles[index] = outcome
+            self.piped[index] = bool(flags & RAISED)
+            self.position = max(self.position, index + 1)
+            if flags & ARTIFACTS:
                 self._collect_artifacts(index)
-        if records:
-            self._doing(self.position)
         return bool(records)
+
+    def _adopt(self, worker: int, position: int) -> None:
+        """What is left in an ended worker's artifacts directory belongs to the call it was
+        running (it crashed), or to its last call (written after that call returned, by a
+        process it left behind): filed under that call, collected with it."""
+        root = self.options.get("output_root")
+        if root and self.artifacts is not None:
+            file_away(running_dir(root, worker), call_dir(root, self.start + position))
 
     def _collect_artifacts(self, position: int) -> None:
         if self.artifacts is not None:
             self.artifacts.collect(self.start + position)
-
-    def _doing(self, position: int) -> None:
-        """What a SIGTERM interrupts, for its message (the worker itself writes which call
-        runs into the termination-message file)."""
-        if position < len(self.calls):
-            self.termination.doing = f"running call {self.start + position}"
 
     def _crash(self, position: int, status: int, hung: bool, ooms: int | None,
                held: int | None) -> BaseException:
@@ -249,9 +326,25 @@ class ChunkRunner:
             "return_exceptions=True stops at its first error")
 
 
+class _Doing:
+    """What a SIGTERM interrupts, for its message: the call the worker runs at that moment
+    (the worker itself writes it into the termination-message file too)."""
+
+    def __init__(self, chunk: ChunkRunner) -> None:
+        self.chunk = chunk
+
+    def __str__(self) -> str:
+        chunk = self.chunk
+        position = chunk._reached(chunk.position)
+        if position < len(chunk.calls):
+            return f"running call {chunk.start + position}"
+        return "finishing its calls"
+
+
 class _Worker:
-    def __init__(self, pid: int, records: _Records, pumps: list[threading.Thread]) -> None:
-        self.pid, self.records, self.pumps = pid, records, pumps
+    def __init__(self, pid: int, records: _Records, pumps: list[threading.Thread],
+                 ended: threading.Event) -> None:
+        self.pid, self.records, self.pumps, self.ended = pid, records, pumps, ended
         self.status: int | None = None
 
     @classmethod
@@ -264,6 +357,7 @@ class _Worker:
                 stream.flush()
             except (AttributeError, ValueError, OSError):
                 pass
+        gc.freeze()  # the function and its inputs: never walked (and copied) by the worker's GC
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
@@ -274,7 +368,7 @@ class _Worker:
                 workermod.enter_worker(out_w, err_w)
                 channel = workermod.Channel(
                     writer, os.environ.get("AKSRUN_TERMINATION_LOG"),
-                    _mark_call_end if chunk.prefix_calls else None)
+                    _mark_call_end if chunk.prefix_calls else None, chunk.shared)
                 workermod.run_calls(channel, chunk.func, chunk.calls, first, chunk.start,
                                     chunk.attempts[first], chunk.options, chunk.func_name)
             except workermod.Terminated:
@@ -293,12 +387,13 @@ class _Worker:
         os.close(out_w)
         os.close(err_w)
         pump, more = (_pump_calls, (chunk.start + first,)) if chunk.prefix_calls else (_pump, ())
-        pumps = [threading.Thread(target=pump, args=(fd, stream, *more), daemon=True,
+        ended = threading.Event()
+        pumps = [threading.Thread(target=pump, args=(fd, stream, ended, *more), daemon=True,
                                   name=f"aksrun-output-{fd}")
                  for fd, stream in ((out_r, chunk.stdout), (err_r, chunk.stderr))]
         for pump in pumps:
             pump.start()
-        return cls(pid, _Records(reader), pumps)
+        return cls(pid, _Records(reader), pumps, ended)
 
     def exited(self) -> bool:
         if self.status is None:
@@ -329,13 +424,14 @@ class _Worker:
     def reap(self) -> int:
         if self.status is None:
             _, self.status = os.waitpid(self.pid, 0)
+        self.ended.set()  # the pumps read what is left at once, without their gathering pause
         self.records.close()
         for pump in self.pumps:
             pump.join(timeout=0.5)  # its last output; a process the call left may hold it open
         return self.status
 
 
-def _pump(fd: int, stream: Any) -> None:
+def _pump(fd: int, stream: Any, ended: threading.Event) -> None:
     """The worker's output, to the runner's stream (the pod's log and the store's)."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     with open(fd, "rb", buffering=0) as pipe:
@@ -345,13 +441,13 @@ def _pump(fd: int, stream: Any) -> None:
                 stream.flush()
             except (ValueError, OSError):
                 pass
-            _gather(data)
+            _gather(data, ended)
         tail = decoder.decode(b"", final=True)
         if tail:
             stream.write(tail)
 
 
-def _pump_calls(fd: int, stream: Any, first_call: int) -> None:
+def _pump_calls(fd: int, stream: Any, ended: threading.Event, first_call: int) -> None:
     """A map worker's output, each line prefixed with the index of the call that printed it."""
     lines = _CallLines(stream, first_call)
     with open(fd, "rb", buffering=0) as pipe:
@@ -364,16 +460,17 @@ def _pump_calls(fd: int, stream: Any, first_call: int) -> None:
             if not data:
                 break
             lines.feed(data)
-            _gather(data)
+            _gather(data, ended)
     lines.close()
 
 
-def _gather(data: bytes) -> None:
+def _gather(data: bytes, ended: threading.Event) -> None:
     """After a small read, let the pipe fill a moment: a map of many short calls writes a
     mark per call, and a wake-up of the runner per mark would take a core from the workers.
-    A full read goes on at once, so a call printing a lot is never slowed."""
+    A full read goes on at once, so a call printing a lot is never slowed, and so does the
+    read after the worker ended (nothing more is coming but its last output)."""
     if len(data) < PIPE_READ // 16:
-        time.sleep(OUTPUT_GATHER_WAIT)
+        ended.wait(OUTPUT_GATHER_WAIT)
 
 
 class _CallLines:
@@ -393,6 +490,11 @@ class _CallLines:
 
     def feed(self, data: bytes) -> None:
         data, self._carry = self._carry + data, b""
+        marks = data.count(CALL_END)
+        if marks and marks * len(CALL_END) == len(data):  # only calls that printed nothing
+            self._end_call()
+            self.call += marks - 1
+            return
         parts = data.split(CALL_END)
         last = len(parts) - 1
         for number, part in enumerate(parts):
@@ -508,7 +610,7 @@ class _Records:
     def take(self) -> list[tuple[bytes, int, int, Any]]:
         """The complete records buffered: (kind, position, flags, Nested or None)."""
         records, view, offset = [], memoryview(self.buffer), 0
-        head, length, outcome_kind = workermod.HEADER, workermod.LENGTH, workermod.OUTCOME
+        head, length, outcome_kind = HEADER, LENGTH, OUTCOME
         try:
             while len(view) - offset >= head.size:
                 kind, index, flags, count, size = head.unpack_from(view, offset)

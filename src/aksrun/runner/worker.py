@@ -24,30 +24,46 @@ from typing import Any
 import cloudpickle
 
 from ..core import artifacts as core_artifacts
+from ..core.outcome_records import ARTIFACTS, HEADER, LENGTH, OUTCOME, RAISED, RETRYING
 from ..core.pickling import OK, exception_record
 from ..errors import CallTimeoutError, SerializationError
-from .artifacts import OUTPUT_DIR_ENV, call_dir
+from .artifacts import OUTPUT_DIR_ENV, call_dir, file_away, running_dir
 
-# Records, worker -> runner, each written to the pipe whole, in one system call: a header
-# (kind, call position in the task, flags, buffer count, pickle length), the lengths of the
-# out-of-band buffers, the pickle, the buffers. The runner reads them in bulk, so a task of
-# many short calls costs a few reads, not a wake-up per call.
-RETRYING = b"r"  # the call raised and is being run again
-OUTCOME = b"o"   # the call's outcome
-HEADER = struct.Struct("<cQBIQ")
-LENGTH = struct.Struct("<Q")
-RAISED = 1     # flag: the call raised
-ARTIFACTS = 2  # flag: the call asked for its output directory (it may have left files)
+# Outcomes, worker -> runner: most go into memory shared with the runner (mapped before the
+# fork, so it outlives the worker: a crash loses no finished call's outcome), with a small
+# state the runner reads after the worker ended. The rest go through a pipe, each written
+# whole in one system call (core/outcome_records.py has the layout): outcomes with
+# out-of-band buffers, outcomes of calls that asked for an artifacts directory (the runner
+# uploads their files at once), outcomes that don't fit, and retry notices.
+SHARED_BYTES = 64 << 20  # address space; pages are only taken as records fill them
+# end of the records, the next call's position, how many raised, whether the last one did
+STATE = struct.Struct("<QQQQ")
+RECORDS_START = 64
+
+
+def shared_records() -> Any:
+    """The shared memory of a task's workers, with its state at "nothing yet"."""
+    import mmap
+
+    shared = mmap.mmap(-1, SHARED_BYTES)
+    STATE.pack_into(shared, 0, RECORDS_START, 0, 0, 0)
+    return shared
 
 
 class Channel:
-    """The worker's side: records to the runner, and which call runs, in the termination-
-    message file (read by the kubelet even when the whole container is killed)."""
+    """The worker's side: outcomes to the runner (shared memory or the pipe), and which call
+    runs, in the termination-message file (read by the kubelet even when the whole container
+    is killed)."""
 
     def __init__(self, fd: int, progress_path: str | None,
-                 before_outcome: Callable[[], None] | None = None) -> None:
-        self.fd, self.before_outcome = fd, before_outcome
+                 before_outcome: Callable[[], None] | None = None,
+                 shared: Any = None) -> None:
+        self.fd, self.before_outcome, self.shared = fd, before_outcome, shared
         self.progress = _Progress.open(progress_path) if progress_path else None
+        self.end = RECORDS_START
+        self.raised = 0
+        if shared is not None:  # a worker after a crash goes on after its predecessor's
+            self.end, _, self.raised, _ = STATE.unpack_from(shared, 0)
 
     def running(self, call: int) -> None:
         if self.progress is not None:
@@ -62,13 +78,31 @@ class Channel:
             self.before_outcome()
         flags = (RAISED if raised else 0) | (ARTIFACTS if artifacts else 0)
         head = HEADER.pack(OUTCOME, position, flags, len(buffers), len(data))
-        if not buffers:  # most outcomes: one small write, no list of views to build
+        shared = self.shared
+        if shared is not None and not buffers and not artifacts:
+            start = self.end + HEADER.size
+            end = start + len(data)
+            if end <= SHARED_BYTES:
+                shared[self.end:start] = head
+                shared[start:end] = data
+                self.end = end
+                self._commit(position, raised)
+                return
+        if not buffers:  # one small write, no list of views to build
             record = head + data
             written = os.write(self.fd, record)
             if written < len(record):
                 self._write([memoryview(record)[written:]])
-            return
-        self._write([head + b"".join(LENGTH.pack(b.nbytes) for b in buffers), data, *buffers])
+        else:
+            self._write([head + b"".join(LENGTH.pack(b.nbytes) for b in buffers), data,
+                         *buffers])
+        self._commit(position, raised)
+
+    def _commit(self, position: int, raised: bool) -> None:
+        """After the record is whole (in memory or in the pipe): the runner trusts the state."""
+        self.raised += raised
+        if self.shared is not None:
+            STATE.pack_into(self.shared, 0, self.end, position + 1, self.raised, raised)
 
     def _write(self, parts: list[Any]) -> None:
         views = [memoryview(p).cast("B") for p in parts]
@@ -137,27 +171,32 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     retries = int(options.get("retries") or 0)
     stop_on_error = bool(options.get("stop_on_error"))
     root = options.get("output_root")
+    # The artifacts directory: one per worker, set in the environment once (setenv costs
+    # microseconds, more with each distinct value), filed under the call's index after each
+    # call that left it there (aksrun.output_dir(), or a tool given $AKSRUN_OUTPUT_DIR).
+    directory = running_dir(root, os.getpid()) if root else None
+    if directory is not None:
+        os.environ[OUTPUT_DIR_ENV] = directory
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
         channel.running(start + position)
         handed_out = core_artifacts.handed_out
         while True:
-            if root:  # the call's own, empty, artifacts directory (aksrun.output_dir())
-                directory = call_dir(root, start + position)
-                if attempts:  # what a failed attempt wrote goes
-                    shutil.rmtree(directory, ignore_errors=True)
-                os.environ[OUTPUT_DIR_ENV] = directory
             outcome = _attempt(func, args, kwargs, timeout)
             if outcome[0] == OK or attempts >= retries:
                 break
             attempts += 1
             print(f"[aksrun] call {start + position} raised {outcome[2]}: {outcome[3]}; "
                   f"retry {attempts} of {retries}", file=sys.stderr)
+            if directory is not None:  # what a failed attempt wrote goes
+                shutil.rmtree(directory, ignore_errors=True)
             channel.retrying(position)
+        filed = directory is not None and (
+            core_artifacts.handed_out != handed_out or os.access(directory, os.F_OK)
+        ) and file_away(directory, call_dir(root, start + position))
         data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
-        channel.outcome(position, raised, data, buffers,
-                        artifacts=core_artifacts.handed_out != handed_out)
+        channel.outcome(position, raised, data, buffers, artifacts=filed)
         del outcome, data, buffers
         if raised and stop_on_error:
             return
