@@ -145,3 +145,20 @@ def test_user_slugs_never_hold_a_double_dash(tmp_path):
     for raw, slug in (("a.-b", "a-b"), ("Anne--Marie", "anne-marie"), ("x" * 39 + "-y", "x" * 39)):
         got = _load({"user": raw}, cwd=str(tmp_path)).user
         assert got == slug and check_user(got) == got
+
+
+def test_an_edit_of_the_project_file_counts_at_the_next_load(project):
+    """The parsed file is reused while it is unchanged; an edit (same size, even) is read."""
+    path = project / "aksrun.toml"
+    path.write_text('namespace = "team-a"\n')
+    assert load_config().effective_namespace == "team-a"
+    assert load_config().effective_namespace == "team-a"
+    import os
+
+    before = path.stat().st_mtime_ns
+    path.write_text('namespace = "team-b"\n')
+    os.utime(path, ns=(before + 1_000_000, before + 1_000_000))  # a coarse clock's edit
+    assert load_config().effective_namespace == "team-b"
+    path.write_text('namespace = 3\n')
+    with pytest.raises(ConfigError):
+        load_config()

@@ -6,6 +6,7 @@ failure names the argument (or the call's return value) and why.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -76,19 +77,21 @@ def register_project_modules() -> None:
             continue
 
 
-def _project_top_modules() -> set[str]:
-    installed = {
+@functools.cache
+def _installed_paths() -> frozenset[str]:
+    """Where the standard library and installed packages live: fixed for the interpreter's
+    life, and sysconfig takes a millisecond to say so (it expands its schemes each time)."""
+    paths = sysconfig.get_paths()
+    return frozenset(
         os.path.realpath(p)
-        for p in {
-            sysconfig.get_paths().get("stdlib"),
-            sysconfig.get_paths().get("platstdlib"),
-            sysconfig.get_paths().get("purelib"),
-            sysconfig.get_paths().get("platlib"),
-            sys.base_prefix,
-            sys.prefix,
-        }
+        for p in {paths.get("stdlib"), paths.get("platstdlib"), paths.get("purelib"),
+                  paths.get("platlib"), sys.base_prefix, sys.prefix}
         if p
-    }
+    )
+
+
+def _project_top_modules() -> set[str]:
+    installed = _installed_paths()
     aksrun_root = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))
     tops: set[str] = set()
     for name, module in list(sys.modules.items()):
