@@ -24,6 +24,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -379,6 +380,7 @@ def _warm_up(store_url: str | None) -> None:
 
     if store_url is not None:
         open_store(store_url)
+    tempfile.gettempdir()  # found once (it tries to write in each candidate), not per runner
     gc.freeze()  # what the forks inherit stays out of their collections (and unwritten)
 
 
@@ -445,6 +447,7 @@ def _forked_supervisor(message: dict, notify_fd: int) -> int:
     folder = Path(message["folder"])
     os.environ.clear()
     os.environ.update(message["environ"])
+    tempfile.tempdir = None  # found again under the job's environment (TMPDIR)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

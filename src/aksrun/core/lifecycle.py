@@ -431,6 +431,7 @@ class JobRun:
         # task failed): a caller that wants the first failure hears of it at once, whichever
         # chunk it is in, not after every chunk before it finished.
         self.first_failure: cf.Future = cf.Future()
+        self.plain_chunks: set[int] = set()  # chunks whose calls all returned: values as is
         # Each call's files (path, size, sha256), from its task's verified output.
         self.artifact_lists: dict[int, list[dict[str, Any]]] = {}
         self.done = threading.Event()
@@ -495,7 +496,10 @@ class JobRun:
             if on_chunk is not None:
                 on_chunk(chunk.calls)
             outcomes.reverse()
-            while outcomes:  # popped, never bound to a local across the yield
+            if index in self.plain_chunks:
+                while outcomes:  # popped, never bound to a local across the yield
+                    yield outcomes.pop()
+            while outcomes:
                 yield _value_of(outcomes.pop(), return_exceptions)
 
     def _raise_early(self, index: int, timeout: float | None) -> None:
@@ -641,6 +645,8 @@ class JobRun:
         raised = [offset for offset, outcome in enumerate(outcomes) if outcome[0] != OK]
         for offset in raised:
             values[offset] = _Raised(self, chunk.start + offset, outcomes[offset])
+        if not raised:
+            self.plain_chunks.add(index)
         settle(future, values, None)
         if raised:
             settle(self.first_failure, index, None)

@@ -251,8 +251,10 @@ class ChunkRunner:
             if limit is not None:
                 wait = min(wait, max(0.0, limit - time.monotonic()))
             if worker.records.wait(wait):
-                time.sleep(RECORD_BATCH_WAIT)
                 worker.records.fill()
+                if not worker.records.eof:  # a record: let the ones behind it gather
+                    time.sleep(RECORD_BATCH_WAIT)
+                    worker.records.fill()
                 continue
             if worker.exited():
                 worker.records.fill()  # what it wrote before it ended
