@@ -55,6 +55,25 @@ def test_a_job_runs_in_a_supervisor_forked_by_the_server_with_the_current_enviro
     assert fut.result(timeout=60) == "set after the server started"
 
 
+def test_the_supervisor_wakes_its_client_through_the_pipe_it_was_handed(monkeypatch):
+    """Each event of the job reaches the client through a pipe handed over twice (client,
+    server, supervisor); when the supervisor lost it, the client still worked, by polling
+    the events file with a growing backoff (up to 0.2 s a job)."""
+    remote = aksrun.function()(read_env_slowly)
+    remote("HOME")  # the server and its spare supervisor are there
+    fut = remote.submit("HOME")
+    wake = os.fstat(fut._run.handle.data["wake_fd"]).st_ino
+    pid = _supervisor_pid(fut.job_id)
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held.add(os.stat(fd).st_ino)
+        except FileNotFoundError:
+            pass
+    assert wake in held, "the supervisor does not hold the write end of its client's pipe"
+    assert fut.result(timeout=60) == os.environ["HOME"]
+
+
 def test_the_server_reaps_the_supervisors_it_forked():
     remote = aksrun.function()(read_env)
     remote("HOME")
