@@ -11,6 +11,7 @@ would wait out the whole grace period and end in a SIGKILL that loses the last l
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -56,12 +57,18 @@ TERMINATION_MESSAGE_BYTES = 4096
 def main(argv: list[str] | None = None) -> int:
     termination = _Termination(os.environ.get("AKSRUN_TERMINATION_LOG", "/dev/termination-log"))
     termination.install()
+    # The runner's own objects (a task's inputs: thousands of tuples) make no cycles worth a
+    # collection; the worker, where the calls run, collects as usual (worker.enter_worker).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         code = _run_task(termination)
     except _Terminated:
         code = termination.stop()
     finally:
         termination.uninstall()
+        if collecting:
+            gc.enable()
     return code
 
 

@@ -12,6 +12,7 @@ own SerializationError, and the runner never unpickles user objects.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import shutil
@@ -80,13 +81,12 @@ class Channel:
         head = HEADER.pack(OUTCOME, position, flags, len(buffers), len(data))
         shared = self.shared
         if shared is not None and not buffers and not artifacts:
-            start = self.end + HEADER.size
-            end = start + len(data)
+            end = self.end + HEADER.size + len(data)
             if end <= SHARED_BYTES:
-                shared[self.end:start] = head
-                shared[start:end] = data
+                shared[self.end:end] = head + data
                 self.end = end
-                self._commit(position, raised)
+                self.raised += raised
+                STATE.pack_into(shared, 0, end, position + 1, self.raised, raised)
                 return
         if not buffers:  # one small write, no list of views to build
             record = head + data
@@ -171,6 +171,7 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     retries = int(options.get("retries") or 0)
     stop_on_error = bool(options.get("stop_on_error"))
     root = options.get("output_root")
+    dumps = pickle.dumps
     # The artifacts directory: one per worker, set in the environment once (setenv costs
     # microseconds, more with each distinct value), filed under the call's index after each
     # call that left it there (aksrun.output_dir(), or a tool given $AKSRUN_OUTPUT_DIR).
@@ -195,8 +196,11 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
         filed = directory is not None and (
             core_artifacts.handed_out != handed_out or os.access(directory, os.F_OK)
         ) and file_away(directory, call_dir(root, start + position))
-        data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
-        channel.outcome(position, raised, data, buffers, artifacts=filed)
+        if outcome[0] == OK and type(outcome[1]) in _PLAIN:  # most outcomes: see _PLAIN
+            data, buffers, raised = dumps(outcome, 5), [], False
+        else:
+            data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
+        channel.outcome(position, raised, data, buffers, filed)
         del outcome, data, buffers
         if raised and stop_on_error:
             return
@@ -207,8 +211,8 @@ def _attempt(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
     try:
         if not timeout:
             value = func(*args, **kwargs)
-            if isinstance(value, Coroutine):  # an `async def` function: await it here
-                value = _await(value)
+            if type(value) not in _PLAIN and isinstance(value, Coroutine):  # `async def`
+                value = _await(value)  # its coroutine, awaited here
             return (OK, value)
         with _deadline(timeout):
             value = func(*args, **kwargs)
@@ -307,6 +311,7 @@ def enter_worker(out_fd: int, err_fd: int) -> None:
         signal.set_wakeup_fd(-1)
     except ValueError:
         pass
+    gc.enable()  # the runner collects nothing (runner/main.py); the calls' code does
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.close(out_fd)
