@@ -91,23 +91,28 @@ def _installed_paths() -> frozenset[str]:
 
 
 def _project_top_modules() -> set[str]:
-    installed = _installed_paths()
-    aksrun_root = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))
     tops: set[str] = set()
     for name, module in list(sys.modules.items()):
         top = name.partition(".")[0]
         if top in tops or top in ("__main__", "aksrun") or top in sys.stdlib_module_names:
             continue
         path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        real = os.path.realpath(path)
-        if real.startswith(aksrun_root) or any(real.startswith(p + os.sep) for p in installed):
-            continue
-        if "site-packages" in real or "dist-packages" in real:
-            continue
-        tops.add(top)
+        if path and _in_project(path):
+            tops.add(top)
     return tops
+
+
+@functools.cache
+def _in_project(path: str) -> bool:
+    """Whether a module's file is the user's own (not aksrun's, the standard library's or an
+    installed package's). Kept per file: every submission asks again for every module
+    loaded, and resolving symlinks costs a system call per path component."""
+    real = os.path.realpath(path)
+    aksrun_root = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))
+    if real.startswith(aksrun_root) or any(real.startswith(p + os.sep)
+                                           for p in _installed_paths()):
+        return False
+    return "site-packages" not in real and "dist-packages" not in real
 
 
 # --- results -------------------------------------------------------------------------------
