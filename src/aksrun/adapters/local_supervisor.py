@@ -405,6 +405,10 @@ def _lock_folder(folder: Path) -> bool:
     return True  # the descriptor stays open (runners close it: _close_inherited)
 
 
+# Longest a server goes without a spare supervisor while the jobs it started still run.
+SPARE_AT_THE_LATEST = 1.0
+
+
 def serve(channel: socket.socket, idle_seconds: float) -> int:
     """The fork server (local_forkserver.py): warm up, then answer each request with the pid
     of a supervisor for it. Single-threaded, so forking is safe; SIGCHLD ignored, so the
@@ -412,15 +416,30 @@ def serve(channel: socket.socket, idle_seconds: float) -> int:
 
     The supervisor is forked before the request comes (a spare, waiting for its job): a
     fresh fork pays ~800 page faults (copy-on-write, and the code pages it runs, faulted in
-    again) before it does anything, about 4 ms here, and the spare pays them while idle."""
+    again) before it does anything, about 4 ms here, and the spare pays them while idle. The
+    next spare is forked when the jobs this server started have ended (it watches their
+    supervisors through pidfds), so its faults don't take a core from a running job's
+    workers: a map's calls on two cores had them."""
     _warm_up(None)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     spare = _fork_spare(channel)
+    running: list[int] = []  # pidfds of the supervisors started since the last spare
+    since = time.monotonic()
     pending, fds = b"", []
     while True:
-        ready, _, _ = select.select([channel], [], [], idle_seconds)
-        if not ready:
-            return 0
+        wait = idle_seconds
+        if spare is None:
+            wait = max(0.0, since + SPARE_AT_THE_LATEST - time.monotonic())
+        ready, _, _ = select.select([channel, *running], [], [], wait)
+        for fd in [fd for fd in ready if fd in running]:  # a supervisor ended
+            running.remove(fd)
+            os.close(fd)
+        if spare is None and (not running or time.monotonic() >= since + SPARE_AT_THE_LATEST):
+            spare = _fork_spare(channel)
+        if channel not in ready:
+            if not ready and spare is not None and not running:
+                return 0  # idle
+            continue
         data, more, _, _ = socket.recv_fds(channel, 1 << 16, 4)
         fds += more
         if not data:
@@ -445,7 +464,12 @@ def serve(channel: socket.socket, idle_seconds: float) -> int:
                     spare = None
             os.close(wake_w)
             channel.sendall(b"%d\n" % pid if pid is not None else b"failed\n")
-            spare = _fork_spare(channel)
+            if pid is not None:
+                try:
+                    running.append(os.pidfd_open(pid))
+                except OSError:  # no pidfds here: the next spare at once
+                    spare = _fork_spare(channel)
+            since = time.monotonic()
 
 
 def _fork_spare(channel: socket.socket) -> tuple[int, socket.socket] | None:
