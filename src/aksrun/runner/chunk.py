@@ -159,7 +159,9 @@ class ChunkRunner:
                 if self.memory is not None:
                     self.memory.watch(self.worker.pid)
                 position, hung = self._collect(self.worker, position)
-                status = self.worker.reap()
+                finished = not hung and (position >= len(self.calls) or (
+                    self.stop_on_error and position > 0 and self._raised(position - 1)))
+                status = self.worker.reap(wait=not finished)
                 pid, self.worker = self.worker.pid, None
                 self._settle()
                 stopped_for_memory = self.memory.fired if self.memory is not None else None
@@ -384,6 +386,11 @@ class _Worker:
                         stream.flush()
                     except Exception:
                         pass
+                for fd in (1, 2, writer):  # the runner reads its end now, not once the
+                    try:  # kernel has torn this process down (its memory goes first)
+                        os.close(fd)
+                    except OSError:
+                        pass
                 os._exit(code)
         os.close(writer)
         os.close(out_w)
@@ -423,9 +430,13 @@ class _Worker:
             self.kill()
         self.reap()
 
-    def reap(self) -> int:
+    def reap(self, wait: bool = True) -> int | None:
+        """The worker's exit status; `wait=False` when every call of it has its outcome:
+        its status doesn't matter then, and its teardown needn't hold up the task."""
         if self.status is None:
-            _, self.status = os.waitpid(self.pid, 0)
+            pid, status = os.waitpid(self.pid, 0 if wait else os.WNOHANG)
+            if pid:
+                self.status = status
         self.ended.set()  # the pumps read what is left at once, without their gathering pause
         self.records.close()
         for pump in self.pumps:

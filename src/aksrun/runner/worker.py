@@ -178,6 +178,7 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     directory = running_dir(root, os.getpid()) if root else None
     if directory is not None:
         os.environ[OUTPUT_DIR_ENV] = directory
+        name, root_fd = _watch_root(root, directory)
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
@@ -194,7 +195,8 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
                 shutil.rmtree(directory, ignore_errors=True)
             channel.retrying(position)
         filed = directory is not None and (
-            core_artifacts.handed_out != handed_out or os.access(directory, os.F_OK)
+            core_artifacts.handed_out != handed_out
+            or os.access(name, os.F_OK, dir_fd=root_fd)
         ) and file_away(directory, call_dir(root, start + position))
         if outcome[0] == OK and type(outcome[1]) in _PLAIN:  # most outcomes: see _PLAIN
             data, buffers, raised = dumps(outcome, 5), [], False
@@ -204,6 +206,16 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
         del outcome, data, buffers
         if raised and stop_on_error:
             return
+
+
+def _watch_root(root: str, directory: str) -> tuple[str, int | None]:
+    """How to ask cheaply whether the artifacts directory exists: by its name relative to
+    its (open) parent, one path component for the kernel to resolve instead of them all."""
+    try:
+        os.makedirs(root, exist_ok=True)
+        return os.path.basename(directory), os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return directory, None
 
 
 def _attempt(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
