@@ -79,13 +79,17 @@ class Supervisor:
                 )
             starved = False
             self.police_memory()
+            started_now = []
             while pending and len(self.running) < spec["parallelism"]:
                 slot = self.slots.acquire()
                 if slot is None:
                     starved = True
                     break
                 index = pending.pop(0)
-                self.start(index, attempts[index], slot)
+                started_now.append((index, attempts[index],
+                                    self.start(index, attempts[index], slot)))
+            for index, attempt, pid in started_now:  # after the forks: the next runner sooner
+                self.emit("started", index=index, attempt=attempt, pid=pid)
             for index, code in self.reap(self.wait_time(starved, deadline, started)):
                 pid_task = self.finished.pop(index)
                 pid, attempt, task_dir, slot = pid_task
@@ -169,7 +173,7 @@ class Supervisor:
             wait = left if wait is None else min(wait, left)
         return wait
 
-    def start(self, index: int, attempt: int, slot: int | None) -> None:
+    def start(self, index: int, attempt: int, slot: int | None) -> int:
         task_dir = self.folder / "tasks" / f"{index:05d}-{attempt}"
         task_dir.mkdir(parents=True, exist_ok=True)
         env = {
@@ -214,7 +218,7 @@ class Supervisor:
                     os._exit(code)
         os.close(log_fd)
         self.running[pid] = (index, attempt, task_dir, slot)
-        self.emit("started", index=index, attempt=attempt, pid=pid)
+        return pid
 
     def reap(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait (without polling) for a runner to exit or a signal; return (index, code)."""
@@ -517,6 +521,9 @@ def _send(job: socket.socket, message: bytes, wake_w: int) -> None:
         job.sendall(message[sent:])
 
 
+_TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")  # where tempfile looks first
+
+
 def _forked_supervisor(message: dict, notify_fd: int) -> int:
     """In the child of the fork server: become the job's supervisor, detached from the
     server (its own session), with the client's environment and the job's log."""
@@ -526,9 +533,11 @@ def _forked_supervisor(message: dict, notify_fd: int) -> int:
         os.close(notify_fd)
         notify_fd = moved
     folder = Path(message["folder"])
+    before = [os.environ.get(name) for name in _TEMP_VARIABLES]
     os.environ.clear()
     os.environ.update(message["environ"])
-    tempfile.tempdir = None  # found again under the job's environment (TMPDIR)
+    if [os.environ.get(name) for name in _TEMP_VARIABLES] != before:
+        tempfile.tempdir = None  # found again under the job's environment
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
