@@ -103,20 +103,24 @@ class Nested:
 
 class Outcomes:
     """A task's outcomes, as its output document holds them: the block of records its
-    workers left in shared memory, stored as written, and the outcomes held one by one (the
-    pipe's, as Nested, and the runner's own exception records). The client's one verified
-    unpickling of the output turns them into the list of outcomes in call order."""
+    workers left in shared memory and their stream of plain values, both stored as written,
+    and the outcomes held one by one (the pipe's, as Nested, and the runner's own exception
+    records). The client's one verified unpickling of the output turns them into the list
+    of outcomes in call order."""
 
-    __slots__ = ("block", "count", "singles")
+    __slots__ = ("block", "count", "plain", "plain_count", "singles")
 
-    def __init__(self, count: int, block: bytes, singles: dict[int, Any]) -> None:
+    def __init__(self, count: int, block: bytes, singles: dict[int, Any], plain: bytes = b"",
+                 plain_count: int = 0) -> None:
         self.count, self.block, self.singles = count, block, singles
+        self.plain, self.plain_count = plain, plain_count
 
     def __len__(self) -> int:
         return self.count
 
     def __reduce__(self):
-        return outcomes_loads, (self.count, self.block, self.singles)
+        return outcomes_loads, (self.count, self.block, self.singles, self.plain,
+                                self.plain_count)
 
 
 class ChunkRunner:
@@ -199,19 +203,24 @@ class ChunkRunner:
                 self.artifacts.collect(call)
         for i in range(position, len(self.calls)):
             self._own(i, exception_record(self._skipped()))
-        end, _, raised, _ = workermod.STATE.unpack_from(self.shared, 0)
+        end, _, raised, _, plain_end, plain_count = workermod.STATE.unpack_from(self.shared, 0)
         block = bytes(self.shared[workermod.RECORDS_START:end])
+        plain = bytes(self.shared[workermod.PLAIN_START:plain_end])
         self.shared.close()
-        return Outcomes(len(self.calls), block, self.singles), raised + self.errors
+        return (Outcomes(len(self.calls), block, self.singles, plain, plain_count),
+                raised + self.errors)
 
     def _own(self, position: int, record: Any) -> None:
         """An exception record of the runner's for this call (crashed, not run)."""
         self.singles[position] = record
         self.own.add(position)
         self.errors += 1
+        workermod.hole(self.shared, position)
 
     def _state(self) -> tuple[int, int, int, int]:
-        return workermod.STATE.unpack_from(self.shared, 0)
+        """End of the records, the next call's position, how many raised, whether the last
+        one did."""
+        return workermod.STATE.unpack_from(self.shared, 0)[:4]
 
     def _reached(self, first: int) -> int:
         """The first call without an outcome, for a worker that started at `first`."""

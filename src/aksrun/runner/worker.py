@@ -36,10 +36,19 @@ from .artifacts import OUTPUT_DIR_ENV, call_dir, file_away, running_dir
 # whole in one system call (core/outcome_records.py has the layout): outcomes with
 # out-of-band buffers, outcomes of calls that asked for an artifacts directory (the runner
 # uploads their files at once), outcomes that don't fit, and retry notices.
+#
+# The shared memory holds two streams. Records (a header and a pickle each) from
+# RECORDS_START; and from PLAIN_START the values of calls that returned plain data, one
+# after another as one pickle stream with a place for every call in order (a hole, `()`,
+# where the call's outcome is a record), which the client unpickles whole in one step
+# (outcome_records.plain_values) instead of one record at a time.
 SHARED_BYTES = 64 << 20  # address space; pages are only taken as records fill them
-# end of the records, the next call's position, how many raised, whether the last one did
-STATE = struct.Struct("<QQQQ")
+# end of the records, the next call's position, how many raised, whether the last one did,
+# end of the plain values (before the STOP of the last), how many places they fill
+STATE = struct.Struct("<QQQQQQ")
 RECORDS_START = 64
+PLAIN_START = SHARED_BYTES // 2
+PLAIN_LONGEST = 1 << 16  # a value whose pickle is longer goes as a record
 
 
 def shared_records() -> Any:
@@ -47,8 +56,21 @@ def shared_records() -> Any:
     import mmap
 
     shared = mmap.mmap(-1, SHARED_BYTES)
-    STATE.pack_into(shared, 0, RECORDS_START, 0, 0, 0)
+    STATE.pack_into(shared, 0, RECORDS_START, 0, 0, 0, PLAIN_START, 0)
     return shared
+
+
+def hole(shared: Any, position: int) -> None:
+    """Keep the plain values in step with positions: a call whose outcome is not in them
+    (a record, the pipe's, the runner's own) takes its place with a hole, when it is next.
+    Otherwise the values stop there; later outcomes all go as records."""
+    end, following, raised, last, plain_end, plain_count = STATE.unpack_from(shared, 0)
+    if plain_count == position and plain_end + 2 <= SHARED_BYTES:
+        shared[plain_end:plain_end + 2] = HOLE
+        STATE.pack_into(shared, 0, end, following, raised, last, plain_end + 1, position + 1)
+
+
+HOLE = b")."  # EMPTY_TUPLE, and the STOP the next value overwrites (a tuple is never plain)
 
 
 class Channel:
@@ -61,10 +83,11 @@ class Channel:
                  shared: Any = None) -> None:
         self.fd, self.before_outcome, self.shared = fd, before_outcome, shared
         self.progress = _Progress.open(progress_path) if progress_path else None
-        self.end = RECORDS_START
-        self.raised = 0
+        self.end, self.raised = RECORDS_START, 0
+        self.plain_end, self.plain_count = PLAIN_START, 0
         if shared is not None:  # a worker after a crash goes on after its predecessor's
-            self.end, _, self.raised, _ = STATE.unpack_from(shared, 0)
+            (self.end, _, self.raised, _, self.plain_end,
+             self.plain_count) = STATE.unpack_from(shared, 0)
 
     def running(self, call: int) -> None:
         if self.progress is not None:
@@ -72,6 +95,26 @@ class Channel:
 
     def retrying(self, position: int) -> None:
         self._write([HEADER.pack(RETRYING, position, 0, 0, 0)])
+
+    def value(self, position: int, value: Any) -> None:
+        """A call that returned plain data (see _PLAIN): its value joins the plain values.
+        Protocol 3, whose pickles have no frames, so they run on as one stream: each one's
+        STOP is overwritten by the next, and the client ends the whole with its own."""
+        shared = self.shared
+        if shared is None or position != self.plain_count or (
+                type(value) in _SIZED and len(value) > PLAIN_LONGEST):
+            self.outcome(position, False, _dumps((OK, value), 5), [])
+            return
+        data = _dumps(value, 3)
+        end = self.plain_end + len(data)
+        if len(data) > PLAIN_LONGEST or end > SHARED_BYTES:
+            self.outcome(position, False, _dumps((OK, value), 5), [])
+            return
+        if self.before_outcome is not None:
+            self.before_outcome()
+        shared[self.plain_end:end] = data
+        self.plain_end, self.plain_count = end - 1, position + 1
+        STATE.pack_into(shared, 0, self.end, position + 1, self.raised, 0, end - 1, position + 1)
 
     def outcome(self, position: int, raised: bool, data: bytes,
                 buffers: list[memoryview], artifacts: bool = False) -> None:
@@ -82,11 +125,10 @@ class Channel:
         shared = self.shared
         if shared is not None and not buffers and not artifacts:
             end = self.end + HEADER.size + len(data)
-            if end <= SHARED_BYTES:
+            if end <= PLAIN_START:
                 shared[self.end:end] = head + data
                 self.end = end
-                self.raised += raised
-                STATE.pack_into(shared, 0, end, position + 1, self.raised, raised)
+                self._commit(position, raised)
                 return
         if not buffers:  # one small write, no list of views to build
             record = head + data
@@ -99,10 +141,16 @@ class Channel:
         self._commit(position, raised)
 
     def _commit(self, position: int, raised: bool) -> None:
-        """After the record is whole (in memory or in the pipe): the runner trusts the state."""
+        """After the record is whole (in memory or in the pipe): the runner trusts the state,
+        the call's hole in the plain values with it."""
         self.raised += raised
-        if self.shared is not None:
-            STATE.pack_into(self.shared, 0, self.end, position + 1, self.raised, raised)
+        shared = self.shared
+        if shared is not None:
+            if position == self.plain_count and self.plain_end + 2 <= SHARED_BYTES:
+                shared[self.plain_end:self.plain_end + 2] = HOLE
+                self.plain_end, self.plain_count = self.plain_end + 1, position + 1
+            STATE.pack_into(shared, 0, self.end, position + 1, self.raised, raised,
+                            self.plain_end, self.plain_count)
 
     def _write(self, parts: list[Any]) -> None:
         views = [memoryview(p).cast("B") for p in parts]
@@ -155,6 +203,8 @@ class _Progress:
 # what cloudpickle writes, at a fraction of its cost (it builds a Pickler in Python per call).
 # An exception record (the other kind of outcome) is strings and bytes only.
 _PLAIN = frozenset({int, float, complex, bool, str, bytes, type(None)})
+_SIZED = frozenset({str, bytes})  # plain values that can be too long for the plain stream
+_dumps = pickle.dumps
 
 
 class Terminated(BaseException):
@@ -171,7 +221,6 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     retries = int(options.get("retries") or 0)
     stop_on_error = bool(options.get("stop_on_error"))
     root = options.get("output_root")
-    dumps = pickle.dumps
     # The artifacts directory: one per worker, set in the environment once (setenv costs
     # microseconds, more with each distinct value), filed under the call's index after each
     # call that left it there (aksrun.output_dir(), or a tool given $AKSRUN_OUTPUT_DIR).
@@ -198,10 +247,11 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
             core_artifacts.handed_out != handed_out
             or os.access(name, os.F_OK, dir_fd=root_fd)
         ) and file_away(directory, call_dir(root, start + position))
-        if outcome[0] == OK and type(outcome[1]) in _PLAIN:  # most outcomes: see _PLAIN
-            data, buffers, raised = dumps(outcome, 5), [], False
-        else:
-            data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
+        if outcome[0] == OK and type(outcome[1]) in _PLAIN and not filed:  # most outcomes
+            channel.value(position, outcome[1])
+            del outcome
+            continue
+        data, buffers, raised = _pickle_outcome(outcome, func_name, start + position)
         channel.outcome(position, raised, data, buffers, filed)
         del outcome, data, buffers
         if raised and stop_on_error:
