@@ -164,6 +164,13 @@ def write_artifact_from_a_child(x):
     return x
 
 
+def write_artifact_from_a_child_now_and_then(x):
+    """Every third call has a child write its file (the calls between write nothing)."""
+    if x % 3 == 1:
+        write_artifact_from_a_child(x)
+    return x
+
+
 def write_then_crash_once(log_path):
     """First run: writes attempt-1.txt, then segfaults; second run writes attempt-2.txt."""
     import ctypes

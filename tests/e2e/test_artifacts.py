@@ -90,6 +90,17 @@ def test_files_a_child_process_wrote_to_the_calls_directory_come_back(backend, t
         assert (tmp_path / "all" / str(i) / "child.txt").read_text() == f"from child {i}"
 
 
+def test_a_child_processs_files_go_to_its_call_between_calls_that_write_none(backend, tmp_path):
+    remote = aksrun.function()(funcs.write_artifact_from_a_child_now_and_then)
+    assert list(remote.map(range(8), chunksize=8)) == list(range(8))
+    aksrun.get(_last_job_id()).artifacts(tmp_path / "all")
+    assert sorted(p.relative_to(tmp_path / "all").as_posix()
+                  for p in (tmp_path / "all").rglob("*.txt")) == ["1/child.txt", "4/child.txt",
+                                                                 "7/child.txt"]
+    for i in (1, 4, 7):
+        assert (tmp_path / "all" / str(i) / "child.txt").read_text() == f"from child {i}"
+
+
 def test_output_dir_outside_a_remote_call_is_local(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AKSRUN_OUTPUT_DIR", raising=False)

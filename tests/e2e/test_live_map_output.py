@@ -41,6 +41,20 @@ def talk(x):
     return x
 
 
+def now_and_then(x):
+    """Three calls in four write, each its own way: print, the file descriptor (as C code
+    does), a child process; the rest print nothing (and leave no mark between the others)."""
+    import subprocess
+
+    if x % 4 == 0:
+        print(f"print {x}")
+    elif x % 4 == 2:
+        os.write(2, f"fd {x}\n".encode())
+    elif x % 4 == 3:
+        subprocess.run([sys.executable, "-c", f"print('child {x}')"], check=True)
+    return x
+
+
 class Captured:
     """What this process writes to stderr, kept as it comes (capsys, read repeatedly)."""
 
@@ -128,3 +142,14 @@ def test_jobs_logs_follow_shows_every_task_interleaved(backend, tmp_path):
     one = aksrun_cli("jobs", "logs", job_id, "--task", "1", "-f")
     assert one.returncode == 0, one.stderr
     assert one.stdout == "[call 1] hello from 1\n[call 1] bye from 1\n"
+
+
+def test_output_of_every_kind_is_credited_to_its_call_between_silent_calls(backend, capsys):
+    """Output written below Python (a file descriptor, a child process) is credited as
+    print's is, with silent calls between the ones that write."""
+    assert list(aksrun.function()(now_and_then).map(range(16), chunksize=8)) == list(range(16))
+    job_lines = [line for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("[call ")]
+    expected = {f"[call {x}] {kind} {x}" for x in range(16) for kind in ("print", "fd", "child")
+                if x % 4 == {"print": 0, "fd": 2, "child": 3}[kind]}
+    assert set(job_lines) == expected

@@ -46,8 +46,10 @@ from ..core.outcome_records import (
 )
 from ..core.pickling import exception_record
 from ..errors import CallCrashedError, CallOutOfMemoryError, CallTimeoutError, JobFailedError
+from . import call_marks
 from . import worker as workermod
 from .artifacts import call_dir, file_away, running_dir
+from .call_changes import CallChanges
 
 # Past its timeout, how long a call may take to stop on its own before its worker is killed.
 HARD_TIMEOUT_GRACE = 5.0
@@ -69,10 +71,6 @@ _SIGNAL_HINTS = {
                     "other than the call's own)",
 }
 WORKER_FAILED = 70  # the worker's own code failed (not the call): EX_SOFTWARE
-# Written by a map's worker into its stdout and stderr pipes after each call's output (before
-# the call's outcome is sent): the pumps read the pipes in other threads than the outcomes, so
-# only a mark in the same pipe tells them exactly where the next call's output begins.
-CALL_END = b"\x00\x1baksrun:call-end\x00"
 # How long a map call's unfinished line (a print without newline) waits for the rest before it
 # is written as a line of its own, so output stays live and every log line keeps its prefix.
 PARTIAL_LINE_WAIT = 1.0
@@ -163,6 +161,7 @@ class ChunkRunner:
                 if self.memory is not None:
                     self.memory.watch(self.worker.pid)
                 position, hung = self._collect(self.worker, position)
+                self.worker.running.ended_at = position
                 finished = not hung and (position >= len(self.calls) or (
                     self.stop_on_error and position > 0 and self._raised(position - 1)))
                 status = self.worker.reap(wait=not finished)
@@ -354,10 +353,29 @@ class _Doing:
         return "finishing its calls"
 
 
+class _Running:
+    """The call a worker is running, as its output pumps ask (call_marks.owner_of_the_rest):
+    from the shared state while it runs; once it ended, the call it ended in."""
+
+    def __init__(self, chunk: ChunkRunner, first: int) -> None:
+        self.chunk, self.first = chunk, first
+        self.ended_at: int | None = None
+
+    def __call__(self) -> int:
+        position = self.ended_at
+        if position is None:
+            try:
+                position = max(self.first, self.chunk._state()[1])
+            except ValueError:  # the task is over (its shared memory closed)
+                position = self.first
+        return self.chunk.start + min(position, len(self.chunk.calls) - 1)
+
+
 class _Worker:
     def __init__(self, pid: int, records: _Records, pumps: list[threading.Thread],
-                 ended: threading.Event) -> None:
+                 ended: threading.Event, running: _Running) -> None:
         self.pid, self.records, self.pumps, self.ended = pid, records, pumps, ended
+        self.running = running
         self.status: int | None = None
 
     @classmethod
@@ -375,15 +393,18 @@ class _Worker:
         if pid == 0:  # the worker
             code = 0
             try:
+                # The kernel signals this worker at each write into its output pipes (a
+                # map's, whose calls' output is marked: see call_changes.py)
+                changes = CallChanges.watch((out_r, err_r) if chunk.prefix_calls else ())
                 os.close(reader)
                 os.close(out_r)
                 os.close(err_r)
                 workermod.enter_worker(out_w, err_w)
                 channel = workermod.Channel(
-                    writer, os.environ.get("AKSRUN_TERMINATION_LOG"),
-                    _mark_call_end if chunk.prefix_calls else None, chunk.shared)
+                    writer, os.environ.get("AKSRUN_TERMINATION_LOG"), chunk.shared)
                 workermod.run_calls(channel, chunk.func, chunk.calls, first, chunk.start,
-                                    chunk.attempts[first], chunk.options, chunk.func_name)
+                                    chunk.attempts[first], chunk.options, chunk.func_name,
+                                    changes, chunk.prefix_calls)
             except workermod.Terminated:
                 code = 128 + signal.SIGTERM
             except BaseException:
@@ -404,14 +425,15 @@ class _Worker:
         os.close(writer)
         os.close(out_w)
         os.close(err_w)
-        pump, more = (_pump_calls, (chunk.start + first,)) if chunk.prefix_calls else (_pump, ())
+        running = _Running(chunk, first)
+        pump, more = (_pump_calls, (running,)) if chunk.prefix_calls else (_pump, ())
         ended = threading.Event()
         pumps = [threading.Thread(target=pump, args=(fd, stream, ended, *more), daemon=True,
                                   name=f"aksrun-output-{fd}")
                  for fd, stream in ((out_r, chunk.stdout), (err_r, chunk.stderr))]
         for pump in pumps:
             pump.start()
-        return cls(pid, _Records(reader), pumps, ended)
+        return cls(pid, _Records(reader), pumps, ended, running)
 
     def exited(self) -> bool:
         if self.status is None:
@@ -469,9 +491,9 @@ def _pump(fd: int, stream: Any, ended: threading.Event) -> None:
             stream.write(tail)
 
 
-def _pump_calls(fd: int, stream: Any, ended: threading.Event, first_call: int) -> None:
+def _pump_calls(fd: int, stream: Any, ended: threading.Event, running: _Running) -> None:
     """A map worker's output, each line prefixed with the index of the call that printed it."""
-    lines = _CallLines(stream, first_call)
+    lines = _CallLines(stream, running())
     with open(fd, "rb", buffering=0) as pipe:
         while True:
             wait = PARTIAL_LINE_WAIT if lines.pending else None
@@ -481,7 +503,10 @@ def _pump_calls(fd: int, stream: Any, ended: threading.Event, first_call: int) -
             data = pipe.read(PIPE_READ)
             if not data:
                 break
-            lines.feed(data)
+            data, owner, eof = call_marks.owner_of_the_rest(pipe, fd, data, running)
+            lines.feed(data, owner)
+            if eof:
+                break
             _gather(data, ended)
     lines.close()
 
@@ -507,28 +532,22 @@ class _CallLines:
         self.stream, self.call = stream, call
         self.pending = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._carry = b""  # the start of a CALL_END cut off at the end of a read
+        self._carry = b""  # the start of a mark cut off at the end of a read
         self._after_cr = False
 
-    def feed(self, data: bytes) -> None:
-        data, self._carry = self._carry + data, b""
-        marks = data.count(CALL_END)
-        if marks and marks * len(CALL_END) == len(data):  # only calls that printed nothing
+    def feed(self, data: bytes, owner: int | None = None) -> None:
+        """Output as read: each piece ended by a mark is the call it names; the rest (not
+        ended yet) is `owner`'s, the call running when it was read."""
+        pieces, rest, self._carry = call_marks.split(self._carry + data)
+        for piece, call in pieces:
+            self.call = call
+            if piece:
+                self._text(self._decoder.decode(piece))
             self._end_call()
-            self.call += marks - 1
-            return
-        parts = data.split(CALL_END)
-        last = len(parts) - 1
-        for number, part in enumerate(parts):
-            if number:
-                self._end_call()
-            if number == last:
-                for size in range(min(len(CALL_END) - 1, len(part)), 0, -1):
-                    if CALL_END.startswith(part[-size:]):
-                        part, self._carry = part[:-size], part[-size:]
-                        break
-            if part:  # most calls of a map print nothing: a mark after a mark
-                self._text(self._decoder.decode(part))
+        if rest:
+            if owner is not None:
+                self.call = owner
+            self._text(self._decoder.decode(rest))
 
     def _text(self, text: str) -> None:
         out = []
@@ -584,21 +603,6 @@ class _CallLines:
                 self.stream.flush()
             except (ValueError, OSError):
                 pass
-
-
-def _mark_call_end() -> None:
-    """In a map's worker, before each call's outcome: flush the call's output and write
-    CALL_END into both output pipes, so the pumps credit the lines before it to this call."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (ValueError, OSError):
-            pass
-    for fd in (1, 2):
-        try:
-            os.write(fd, CALL_END)
-        except OSError:
-            pass
 
 
 class _Records:

@@ -19,7 +19,7 @@ import shutil
 import signal
 import struct
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import cloudpickle
@@ -29,6 +29,8 @@ from ..core.outcome_records import ARTIFACTS, HEADER, LENGTH, OUTCOME, RAISED, R
 from ..core.pickling import OK, exception_record
 from ..errors import CallTimeoutError, SerializationError
 from .artifacts import OUTPUT_DIR_ENV, call_dir, file_away, running_dir
+from .call_changes import CallChanges
+from .call_marks import flush_streams, write_marks
 
 # Outcomes, worker -> runner: most go into memory shared with the runner (mapped before the
 # fork, so it outlives the worker: a crash loses no finished call's outcome), with a small
@@ -78,10 +80,8 @@ class Channel:
     runs, in the termination-message file (read by the kubelet even when the whole container
     is killed)."""
 
-    def __init__(self, fd: int, progress_path: str | None,
-                 before_outcome: Callable[[], None] | None = None,
-                 shared: Any = None) -> None:
-        self.fd, self.before_outcome, self.shared = fd, before_outcome, shared
+    def __init__(self, fd: int, progress_path: str | None, shared: Any = None) -> None:
+        self.fd, self.shared = fd, shared
         self.progress = _Progress.open(progress_path) if progress_path else None
         self.end, self.raised = RECORDS_START, 0
         self.plain_end, self.plain_count = PLAIN_START, 0
@@ -110,16 +110,12 @@ class Channel:
         if len(data) > PLAIN_LONGEST or end > SHARED_BYTES:
             self.outcome(position, False, _dumps((OK, value), 5), [])
             return
-        if self.before_outcome is not None:
-            self.before_outcome()
         shared[self.plain_end:end] = data
         self.plain_end, self.plain_count = end - 1, position + 1
         STATE.pack_into(shared, 0, self.end, position + 1, self.raised, 0, end - 1, position + 1)
 
     def outcome(self, position: int, raised: bool, data: bytes,
                 buffers: list[memoryview], artifacts: bool = False) -> None:
-        if self.before_outcome is not None:
-            self.before_outcome()
         flags = (RAISED if raised else 0) | (ARTIFACTS if artifacts else 0)
         head = HEADER.pack(OUTCOME, position, flags, len(buffers), len(data))
         shared = self.shared
@@ -213,10 +209,14 @@ class Terminated(BaseException):
 
 
 def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: int,
-              used_attempts: int, options: dict[str, Any], func_name: str) -> None:
+              used_attempts: int, options: dict[str, Any], func_name: str,
+              changes: CallChanges | None = None, marks: bool = False) -> None:
     """Run calls[first:] and send each outcome; stop after the first call that raised when
     the job stops at its first error. `start` is the chunk's first call index (for messages);
-    `used_attempts` the attempts calls[first] already had in earlier workers."""
+    `used_attempts` the attempts calls[first] already had in earlier workers. `marks`: mark
+    the end of each call's output (a map's, runner/call_marks.py); `changes` says which
+    calls wrote or made their artifacts directory (without it, every call is looked at)."""
+    changes = changes or CallChanges()
     timeout = options.get("timeout")
     retries = int(options.get("retries") or 0)
     stop_on_error = bool(options.get("stop_on_error"))
@@ -228,6 +228,8 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     if directory is not None:
         os.environ[OUTPUT_DIR_ENV] = directory
         name, root_fd = _watch_root(root, directory)
+        if root_fd is not None:
+            changes.watch_directory(root_fd)
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
@@ -243,10 +245,16 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
             if directory is not None:  # what a failed attempt wrote goes
                 shutil.rmtree(directory, ignore_errors=True)
             channel.retrying(position)
+        if marks:
+            flush_streams()
+        changed = changes.seen()
         filed = directory is not None and (
             core_artifacts.handed_out != handed_out
-            or os.access(name, os.F_OK, dir_fd=root_fd)
+            or (changed and os.access(name, os.F_OK, dir_fd=root_fd))
         ) and file_away(directory, call_dir(root, start + position))
+        if marks and changed:  # before the outcome: the next call starts after its mark
+            write_marks(start + position)
+            changes.seen()  # the marks' own signal
         if outcome[0] == OK and type(outcome[1]) in _PLAIN and not filed:  # most outcomes
             channel.value(position, outcome[1])
             del outcome
