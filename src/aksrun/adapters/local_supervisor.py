@@ -45,6 +45,11 @@ class Supervisor:
         )
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
+        # Each runner says here how it ended, before its process is torn down (which takes
+        # milliseconds): its task's outcome is known without waiting for the exit.
+        self.ended_r, self.ended_w = os.pipe()
+        os.set_blocking(self.ended_r, False)
+        self.told: set[int] = set()  # runners that said how they ended, not reaped yet
         # memory=: each runner's process group is held to it (local_memory)
         self.memory_limit: int | None = self.spec.get("memory_bytes")
         self.oom_killed: dict[int, int] = {}  # runner pid -> resident bytes when killed
@@ -199,7 +204,7 @@ class Supervisor:
                 os.dup2(log_fd, 2)
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
-                _close_inherited()  # slot locks above all: a runner must hold only its own
+                _close_inherited(keep=self.ended_w)  # slot locks above all: only its own
                 os.environ.update(env)
                 sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
                 sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
@@ -214,6 +219,7 @@ class Supervisor:
                 try:
                     sys.stdout.flush()
                     sys.stderr.flush()
+                    _tell_ended(self.ended_w, code)
                 finally:
                     os._exit(code)
         os.close(log_fd)
@@ -225,7 +231,7 @@ class Supervisor:
         done = self._collect()
         if not done and not self.cancelled:
             try:
-                select.select([self.wake_r], [], [], timeout)
+                select.select([self.wake_r, self.ended_r], [], [], timeout)
             except InterruptedError:
                 pass
             _drain(self.wake_r)
@@ -235,15 +241,20 @@ class Supervisor:
     def _collect(self) -> list[tuple[int, int]]:
         done = []
         self.finished = getattr(self, "finished", {})
-        while self.running:
+        told = _read_ended(self.ended_r)
+        reaped = {}
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            reaped[pid] = os.waitstatus_to_exitcode(status)
+        self.told = (self.told | {pid for pid, _ in told}) - reaped.keys()
+        for pid, code in [*told, *reaped.items()]:
             task = self.running.pop(pid, None)
-            if task is None:
+            if task is None:  # reaped after it told how it ended
                 continue
             # The runner led its own session: whatever it started and left (a worker pool,
             # a forgotten Popen) is in its process group, and ends with the task, as a pod's
@@ -251,8 +262,17 @@ class Supervisor:
             _kill_group(pid)
             index, attempt, task_dir, slot = task
             self.finished[index] = (pid, attempt, task_dir, slot)
-            done.append((index, os.waitstatus_to_exitcode(status)))
+            done.append((index, code))
         return done
+
+    def reap_told(self) -> None:
+        """Wait for the runners that told how they ended to be gone (no zombie left)."""
+        for pid in self.told:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.told.clear()
 
     def stop(self, kind: str, reason: str, message: str) -> int:
         for pid in list(self.running):
@@ -313,19 +333,41 @@ class _Slots:
             os.close(fd)
 
 
-def _close_inherited() -> None:
-    """Close every descriptor but stdin/stdout/stderr in a freshly forked runner: otherwise
-    it would keep the slot locks (and the events file, the wake-up pipes) of its siblings."""
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor but stdin/stdout/stderr (and `keep`) in a freshly forked
+    runner: otherwise it would keep the slot locks (and the events file, the wake-up pipes)
+    of its siblings."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
         fds = list(range(3, 1024))
     for fd in fds:
-        if fd > 2:
+        if fd > 2 and fd != keep:
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _tell_ended(fd: int, code: int) -> None:
+    """In a runner, its last act: its pid and exit code to the supervisor (one write, whole:
+    less than PIPE_BUF)."""
+    try:
+        os.write(fd, b"%d %d\n" % (os.getpid(), code))
+    except OSError:  # the supervisor is gone: nobody to tell
+        pass
+
+
+def _read_ended(fd: int) -> list[tuple[int, int]]:
+    """(pid, exit code) of each runner that told how it ended since the last read."""
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return [(int(pid), int(code)) for pid, code in
+            (line.split() for line in data.decode().splitlines())]
 
 
 def _reset_signals() -> None:
@@ -395,7 +437,10 @@ def supervise(folder: Path, notify_fd: int | None) -> int:
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGCHLD, supervisor.on_signal)
     _warm_up(supervisor.spec["store_url"])
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.reap_told()
 
 
 def _lock_folder(folder: Path) -> bool:
