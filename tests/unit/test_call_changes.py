@@ -34,6 +34,9 @@ seen["a directory made by a child"] = changes.seen()
 open(os.path.join(root, "running-1", "f"), "w").close()
 seen["a file deeper down"] = changes.seen()
 seen["unwatched"] = CallChanges().seen()
+blind = CallChanges.watch([])
+blind.watch_directory(None)  # the artifacts root could not be opened
+seen["a root it can't watch"] = blind.seen()
 print(json.dumps(seen))
 """
 
@@ -44,4 +47,4 @@ def test_writes_and_new_entries_are_seen_once_and_nothing_else():
     assert json.loads(out.stdout) == {
         "armed": True, "nothing": False, "a write": True, "taken once": False,
         "two writes": True, "a child's write": True, "a directory made by a child": True,
-        "a file deeper down": False, "unwatched": True}
+        "a file deeper down": False, "unwatched": True, "a root it can't watch": True}

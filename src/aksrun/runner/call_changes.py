@@ -12,7 +12,9 @@ sigtimedwait after each call: a call that did neither costs that one system call
 
 The signal is SIGURG rather than SIGIO: it is ignored by default, so a pipe written by a
 process the call left behind, after the worker ended and its pid was reused, can't kill
-anyone. Where the kernel refuses any of this, every call counts as changed.
+anyone; and hardly anything uses it (TCP urgent data). Programs the call starts inherit it
+blocked, as they inherit any signal mask. Where the kernel refuses any of this, every call
+counts as changed.
 """
 
 from __future__ import annotations
@@ -45,9 +47,13 @@ class CallChanges:
         changes.armed = True
         return changes
 
-    def watch_directory(self, fd: int) -> None:
-        """... and at each entry created in the directory open as `fd`."""
+    def watch_directory(self, fd: int | None) -> None:
+        """... and at each entry created in the directory open as `fd` (None: a directory
+        that could not be opened, so every call counts as changed)."""
         if not self.armed:
+            return
+        if fd is None:
+            self.armed = False
             return
         try:
             fcntl.fcntl(fd, fcntl.F_SETSIG, SIGNAL)

@@ -228,8 +228,7 @@ def run_calls(channel: Channel, func: Any, calls: list[Any], first: int, start: 
     if directory is not None:
         os.environ[OUTPUT_DIR_ENV] = directory
         name, root_fd = _watch_root(root, directory)
-        if root_fd is not None:
-            changes.watch_directory(root_fd)
+        changes.watch_directory(root_fd)
     for position in range(first, len(calls)):
         args, kwargs = calls[position]
         attempts = used_attempts if position == first else 0
