@@ -46,6 +46,20 @@ def _load_dotenv() -> None:
 
 
 _load_dotenv()  # before anything else reads the environment
+
+
+def _take_ctrl_c_as_a_terminal_does() -> None:
+    """The Ctrl+C tests signal this process and the clients it starts. A run started in the
+    background by a non-interactive shell (`make test &`, `nohup`) inherits SIGINT ignored,
+    Python then installs no KeyboardInterrupt handler, and every child inherits the ignore:
+    the tests would wait out their jobs. Restore what an interactive session has."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_take_ctrl_c_as_a_terminal_does()
 AZURE_CONFIGURED = all(os.environ.get(v) for v in INTEGRATION_VARS)
 
 pytest_plugins = [
