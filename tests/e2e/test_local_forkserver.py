@@ -64,12 +64,15 @@ def test_the_supervisor_wakes_its_client_through_the_pipe_it_was_handed(monkeypa
     fut = remote.submit("HOME")
     wake = os.fstat(fut._run.handle.data["wake_fd"]).st_ino
     pid = _supervisor_pid(fut.job_id)
-    held = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            held.add(os.stat(fd).st_ino)
-        except FileNotFoundError:
-            pass
+    # The server names the spare before the spare has read the job's message and its pipe
+    deadline, held = time.monotonic() + 10, set()
+    while wake not in held and time.monotonic() < deadline:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held.add(os.stat(fd).st_ino)
+            except FileNotFoundError:
+                pass
+        time.sleep(0.01)
     assert wake in held, "the supervisor does not hold the write end of its client's pipe"
     assert fut.result(timeout=60) == os.environ["HOME"]
 
